@@ -1,9 +1,175 @@
-"""Placeholder: filled in by its owner."""
+"""`anyir shards build|inspect|verify` and `anyir mix plan`: thin wrappers over anyir.data."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+console = Console()
+err = Console(stderr=True, soft_wrap=True)  # error lines stay whole (grep-able)
+
+shards_app = typer.Typer(help="Build, inspect and verify shard sets (WebDataset tars + manifest.json).",
+                         no_args_is_help=True)
+mix_app = typer.Typer(help="Plan task mixtures: per-task weights and per-epoch sample counts.", no_args_is_help=True)
+
+
+def fail(message: str, code: int = 2) -> None:
+    """Print a one-line red error and exit (2: bad input, 1: the operation failed)."""
+    err.print(f"[red]error:[/red] {escape(message)}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+@shards_app.command("build")
+def build(
+    recipe: str = typer.Argument(..., help="Recipe file, or a shipped recipe name: demo, aio3, aio3_rebalanced, aio5, cdd11."),
+    out: Path = typer.Option(..., "--out", help="Output folder for the shard set (e.g. shards/demo)."),
+    workers: int = typer.Option(1, "--workers", min=1, help="Worker processes; the output is identical for any N."),
+    data_root: Path | None = typer.Option(None, "--data-root", envvar="ANYIR_DATA_ROOT",
+                                          help="Folder that ${data_root} in the recipe stands for (or set ANYIR_DATA_ROOT)."),
+    strict: bool = typer.Option(False, "--strict", help="Fail on ANY rejected input, not only when a task ends up empty."),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
+) -> None:
+    """Build a shard set from a recipe: tars per task and split, then manifest.json (written last).
+
+    Example: anyir shards build demo --out shards/demo --workers 2
+    """
+    from anyir.data.recipe import RecipeError, load_recipe
+    from anyir.data.shard_writer import BuildError, build_shards
+
+    try:
+        manifest = build_shards(load_recipe(recipe, data_root), out, workers=workers, strict=strict, progress=progress)
+    except RecipeError as exc:
+        fail(str(exc))
+    except BuildError as exc:
+        fail(str(exc), code=1)
+    console.print(shard_table(manifest, f"built {out} from recipe {manifest.recipe_name} ({manifest.recipe_hash[:12]})"))
+    print_rejections(manifest)
+
+
+@shards_app.command("inspect")
+def inspect(shard_dir: Path = typer.Argument(..., help="A shard set folder (holds manifest.json).")) -> None:
+    """Show a shard set: task, split, samples, shards, bytes and the default balance weight.
+
+    Example: anyir shards inspect shards/demo
+    """
+    manifest = _load(shard_dir)
+    console.print(shard_table(manifest, f"{shard_dir}: recipe {manifest.recipe_name} ({manifest.recipe_hash[:12]}), "
+                                        f"default balance {manifest.default_balance}"))
+    print_rejections(manifest)
+
+
+@shards_app.command("verify")
+def verify(shard_dir: Path = typer.Argument(..., help="A shard set folder (holds manifest.json).")) -> None:
+    """Recompute every shard's size and sha256 against the manifest; exit 1 naming each mismatch.
+
+    Example: anyir shards verify shards/demo
+    """
+    from anyir.data.manifest import verify_shards
+
+    _load(shard_dir)
+    problems = verify_shards(shard_dir)
+    for line in problems:
+        err.print(f"[red]mismatch:[/red] {escape(f'{shard_dir}/{line}')}", highlight=False)
+    if problems:
+        raise typer.Exit(1)
+    console.print(f"[green]ok[/green]: every shard in {shard_dir} matches its manifest sha256")
+
+
+@mix_app.command("plan")
+def plan(
+    source: str = typer.Argument(..., help="A shard set folder, or a recipe file/name (scanned, no images read)."),
+    balance: str | None = typer.Option(None, "--balance", help="natural | uniform | temperature:T | promptir | "
+                                       "task=w,task=w. Default: the recipe's default_balance."),
+    total: int | None = typer.Option(None, "--total", min=0, help="Samples per epoch. Default: the strategy's own "
+                                     "total (natural/promptir: repeated counts; others: available samples)."),
+    data_root: Path | None = typer.Option(None, "--data-root", envvar="ANYIR_DATA_ROOT",
+                                          help="Folder that ${data_root} stands for (recipes only)."),
+) -> None:
+    """Per-task weights and exact per-epoch sample counts for a balance strategy (train split).
+
+    Example: anyir mix plan shards/demo --balance temperature:2 --total 1000
+    """
+    from anyir.data.balance import BalanceError, epoch_counts, natural_total, parse_balance, resolve_weights
+
+    counts, repeats, default = _counts_for(source, data_root)
+    try:
+        spec = parse_balance(balance or default)
+        weights = resolve_weights(spec, counts, repeats)
+    except BalanceError as exc:
+        fail(str(exc))
+    n = natural_total(spec, counts, repeats) if total is None else total
+    per_epoch = epoch_counts(weights, n)
+    table = Table(title=escape(f"{source}: balance {spec}, {n} samples per epoch"))
+    for col in ("task", "available", "repeat", "weight", "per epoch"):
+        table.add_column(col, justify="left" if col == "task" else "right")
+    for task in weights:
+        table.add_row(task, str(counts[task]), f"{repeats.get(task, 1.0):g}", f"{weights[task]:.4f}", str(per_epoch[task]))
+    console.print(table)
+
+
+def _counts_for(source: str, data_root: Path | None) -> tuple[dict[str, int], dict[str, float], str]:
+    """(train counts, repeats, default balance) from a shard set or a recipe."""
+    from anyir.data.recipe import RecipeError, load_recipe
+    from anyir.data.shard_writer import scan_counts
+
+    if (Path(source) / "manifest.json").is_file():
+        manifest = _load(Path(source))
+        return manifest.counts("train"), manifest.repeats, manifest.default_balance
+    try:
+        recipe = load_recipe(source, data_root)
+        counts, repeats = scan_counts(recipe)
+    except RecipeError as exc:
+        fail(f"{exc} (or give a shard set folder holding manifest.json)")
+    if not counts:
+        fail(f"recipe {source!r} yields no train samples here; check --data-root")
+    return counts, repeats, recipe.default_balance
+
+
+def _load(shard_dir: Path):
+    from anyir.data.manifest import ManifestError, load_manifest
+
+    try:
+        return load_manifest(shard_dir)
+    except ManifestError as exc:
+        fail(str(exc))
+
+
+def shard_table(manifest, title: str) -> Table:
+    """A rich table of a manifest: one row per task and split."""
+    from anyir.data.balance import BalanceError, resolve_weights
+
+    try:
+        weights = resolve_weights(manifest.default_balance, manifest.counts("train"), manifest.repeats)
+    except BalanceError:
+        weights = {}
+    table = Table(title=escape(title))
+    for col in ("task", "split", "samples", "shards", "MB", "datasets", "balance"):
+        table.add_column(col, justify="right" if col in ("samples", "shards", "MB", "balance") else "left")
+    for split in sorted(manifest.splits):
+        for task, ts in sorted(manifest.splits[split].items()):
+            mb = sum(s.bytes for s in ts.shards) / 1e6
+            weight = f"{weights[task]:.3f}" if split == "train" and task in weights else ""
+            datasets = ", ".join(f"{d}:{n}" for d, n in ts.datasets.items())
+            table.add_row(task, split, str(ts.samples), str(len(ts.shards)), f"{mb:.2f}", datasets, weight)
+    return table
+
+
+def print_rejections(manifest, limit: int = 10) -> None:
+    """Summarise rejected inputs and lenient matches (all of them are in manifest.json)."""
+    if manifest.notes:
+        console.print(f"[yellow]{len(manifest.notes)} input(s) kept under a lenient rule[/yellow] (manifest 'notes')")
+    if not manifest.rejections:
+        return
+    console.print(f"[yellow]{len(manifest.rejections)} input(s) rejected[/yellow] (all listed in manifest.json):")
+    for r in manifest.rejections[:limit]:
+        console.print(escape(f"  [{r.task}/{r.split}] {r.file}: {r.reason}"), highlight=False, soft_wrap=True)
 
 
 def register(app: typer.Typer) -> None:
-    """Add this module's commands to the top-level app."""
+    """Add `shards` and `mix` to the top-level app."""
+    app.add_typer(shards_app, name="shards")
+    app.add_typer(mix_app, name="mix")
