@@ -1,9 +1,154 @@
-"""Placeholder: filled in by its owner."""
+"""``anyir leaderboard show|compare|export``: read the DuckDB leaderboard.
+
+``leaderboard_app`` is a sub-typer so other modules can add commands to it
+(``leaderboard_app.command("sweep")(fn)``) before :func:`register` runs.
+"""
 
 from __future__ import annotations
 
+import re
+from enum import Enum
+from pathlib import Path
+
+import pandas as pd
 import typer
+from rich.console import Console
+from rich.table import Table
+
+from anyir.cli.eval_cmd import fail
+
+console = Console()
+# Paper tables are wide: when piped (no terminal width to honour) do not fold them into 80 columns.
+wide_console = console if console.is_terminal else Console(width=240)
+leaderboard_app = typer.Typer(help="Show, compare and export the leaderboard (runs + published numbers).",
+                              no_args_is_help=True)
+
+CELL = re.compile(r"^([\d.-]+)/([\d.-]+)$")  # "31.70/.982" -> PSNR and SSIM
+DB_HELP = "DuckDB file (default: $ANYIR_LEADERBOARD or leaderboard/leaderboard.duckdb)."
+
+
+class OutputFormat(str, Enum):
+    table = "table"
+    markdown = "markdown"
+    csv = "csv"
+
+
+def as_text(frame: pd.DataFrame) -> pd.DataFrame:
+    """Every cell as a string, '-' for missing values (pandas' astype(str) keeps NaN as missing)."""
+    return frame.map(lambda v: "-" if v is None or (not isinstance(v, str) and pd.isna(v)) else str(v))
+
+
+def to_markdown(frame: pd.DataFrame) -> str:
+    """A GitHub-flavoured markdown table (no extra dependency)."""
+    cells = as_text(frame).map(lambda v: v.replace("|", "\\|"))
+    lines = ["| " + " | ".join(map(str, frame.columns)) + " |", "|" + "---|" * len(frame.columns)]
+    lines += ["| " + " | ".join(row) + " |" for row in cells.itertuples(index=False)]
+    return "\n".join(lines)
+
+
+def print_frame(frame: pd.DataFrame, fmt: OutputFormat, title: str) -> None:
+    """Print ``frame`` as a rich table, markdown or CSV."""
+    if fmt is OutputFormat.csv:
+        typer.echo(frame.to_csv(index=False), nl=False)
+    elif fmt is OutputFormat.markdown:
+        typer.echo(f"\n**{title}**\n\n{to_markdown(frame)}\n")
+    else:
+        table = Table(title=title)
+        for column in frame.columns:
+            table.add_column(str(column), overflow="fold")
+        for row in as_text(frame).itertuples(index=False, name=None):
+            table.add_row(*row)
+        wide_console.print(table)
+
+
+def _compact(cells: pd.DataFrame) -> pd.DataFrame:
+    """Terminal shape: no id/setting columns (the title names the setting), PSNR over SSIM in a cell."""
+    out = cells.drop(columns=["run_id", "setting"])
+    out.columns = [c.replace("/", "\n") for c in out.columns]
+    return out.map(lambda v: CELL.sub(r"\1\n\2", v) if isinstance(v, str) else v)
+
+
+def _flat_numeric(wide: pd.DataFrame) -> pd.DataFrame:
+    """CSV shape: one column per (task/dataset, metric), e.g. ``derain/rain100l psnr``."""
+    out = wide.copy()
+    out.columns = [a if b == "" else f"{a} {b}" for a, b in wide.columns]
+    return out
+
+
+def show(
+    setting: str | None = typer.Option(None, "--setting", help="aio3 | aio5 | cdd11 | demo (or a recipe name); "
+                                       "default: every setting, one table each."),
+    fmt: OutputFormat = typer.Option(OutputFormat.table, "--format", help="table, markdown or csv."),
+    origin: str | None = typer.Option(None, "--origin", help="Only 'local' or only 'published' rows."),
+    db: Path | None = typer.Option(None, "--db", help=DB_HELP),
+) -> None:
+    """Paper-style tables (PSNR/SSIM per column) of our runs beside the published numbers.
+
+    Example: anyir leaderboard show --setting aio3 --format markdown
+    """
+    from anyir.leaderboard.queries import format_cells, paper_table
+    from anyir.leaderboard.store import reader
+
+    if origin not in (None, "local", "published"):
+        fail(f"--origin {origin!r}: use 'local' or 'published'")
+    with reader(db) as con:
+        settings = [setting] if setting else [r[0] for r in con.execute(
+            "SELECT DISTINCT setting FROM runs WHERE setting IS NOT NULL ORDER BY 1").fetchall()]
+        tables = {s: paper_table(con, s, origin=origin) for s in settings}
+    if all(t.empty for t in tables.values()):
+        fail(f"no runs for setting {setting!r}; known settings: aio3, aio5, cdd11, demo (or a recipe name)")
+    for name, wide in tables.items():
+        if not wide.empty:
+            if fmt is OutputFormat.csv:
+                frame = _flat_numeric(wide)
+            else:
+                frame = format_cells(wide) if fmt is OutputFormat.markdown else _compact(format_cells(wide))
+            print_frame(frame, fmt, title=f"setting {name} (PSNR/SSIM)")
+
+
+def compare(
+    runs: list[str] = typer.Argument(..., help="Two or more run ids or names; deltas are vs the first."),
+    fmt: OutputFormat = typer.Option(OutputFormat.table, "--format", help="table, markdown or csv."),
+    db: Path | None = typer.Option(None, "--db", help=DB_HELP),
+) -> None:
+    """Per-task values of several runs and each run's delta vs the first.
+
+    Example: anyir leaderboard compare input demo-uniform demo-promptir
+    """
+    from anyir.leaderboard.queries import compare_runs
+    from anyir.leaderboard.store import reader
+
+    with reader(db) as con:
+        try:
+            frame = compare_runs(con, runs)
+        except (KeyError, ValueError) as exc:
+            fail(str(exc).strip("'\""))
+    print_frame(frame.round(4), fmt, title=f"compare vs {runs[0]}")
+
+
+def export(
+    parquet: Path = typer.Option(..., "--parquet", help="Directory for runs/results/image_results/"
+                                 "balance_trajectory .parquet files."),
+    db: Path | None = typer.Option(None, "--db", help=DB_HELP),
+) -> None:
+    """Export every table to Parquet.
+
+    Example: anyir leaderboard export --parquet leaderboard/export
+    """
+    from anyir.leaderboard.queries import export_parquet
+    from anyir.leaderboard.store import reader
+
+    with reader(db) as con:
+        paths = export_parquet(con, parquet)
+    for path in paths:
+        console.print(f"wrote {path}", highlight=False)
+
+
+leaderboard_app.command("show")(show)
+leaderboard_app.command("compare")(compare)
+leaderboard_app.command("export")(export)
 
 
 def register(app: typer.Typer) -> None:
-    """Add this module's commands to the top-level app."""
+    """Add the ``anyir leaderboard`` command group."""
+    app.add_typer(leaderboard_app, name="leaderboard")
