@@ -1,0 +1,144 @@
+"""Exact per-task mixture plans: pure arithmetic over manifest counts, no I/O.
+
+An epoch is ``steps`` global batches of ``world_size x batch_size`` slots. :func:`plan_segment`
+fills the slots with task ids so that each task gets exactly ``epoch_counts(weights, slots)``
+of them (a seeded permutation of that multiset). Every rank computes the same plan from the
+seed alone, so nothing is communicated.
+
+Who reads what: the slots of one rank are dealt to its ``num_workers`` loader workers by step
+(worker ``v`` makes the batches of steps ``s % num_workers == v``). Each such *consumer* (rank,
+worker) needs some number of samples of each task per epoch; the consumers take contiguous,
+disjoint ranges of that task's epoch sequence (:class:`TaskOrder`), so a consumer reads a run
+of consecutive samples from one or two shards: sequential reads, which also work for remote
+tar files, and no sample is read by two consumers unless the task is repeated.
+
+Weights may change between steps (:func:`plan_epoch` takes the history of changes): each change
+starts a *segment* whose remaining slots get exact counts for the new weights. Consumers keep
+their unread positions and get new ranges only for what they lack (:func:`allocate_ranges`),
+so the task sequences continue without re-reading or skipping samples.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from anyir.data.balance import epoch_counts
+from anyir.degrade.seeding import rng_from_key
+
+
+@dataclass(frozen=True)
+class Segment:
+    """Steps ``[start, end)`` of an epoch planned with one set of weights.
+
+    ``planned[i, r, b]`` is the task index (into the plan's sorted task list) of sample ``b`` of
+    rank ``r`` in global step ``start + i``, planned to the end of the epoch; ``slots`` is the part
+    actually used before the next weight change.
+    """
+
+    start: int
+    end: int
+    weights: tuple[tuple[str, float], ...]
+    planned: np.ndarray
+
+    @property
+    def slots(self) -> np.ndarray:
+        """Task indices of the steps ``[start, end)``, shape [steps, world_size, batch]."""
+        return self.planned[: self.end - self.start]
+
+    def consumer_slots(self, rank: int, worker: int, num_workers: int, planned: bool = False) -> np.ndarray:
+        """Slots of one consumer, shape [its steps, batch], in step order."""
+        first = (worker - self.start) % num_workers
+        return (self.planned if planned else self.slots)[first::num_workers, rank]
+
+
+def plan_segment(tasks: list[str], weights: dict[str, float], start: int, end: int,
+                 world_size: int, batch_size: int, seed: int, epoch: int) -> Segment:
+    """Task ids for the slots of steps ``[start, end)``: exact counts, seeded order."""
+    slots_total = (end - start) * world_size * batch_size
+    counts = epoch_counts({t: weights.get(t, 0.0) for t in tasks}, slots_total)
+    ids = np.repeat(np.arange(len(tasks), dtype=np.int16), [counts[t] for t in tasks])
+    order = rng_from_key("stream-schedule", seed, epoch, start).permutation(ids)
+    frozen = tuple(sorted((t, float(w)) for t, w in weights.items()))
+    return Segment(start, end, frozen, order.reshape(end - start, world_size, batch_size))
+
+
+def plan_epoch(tasks: list[str], history: list[tuple[int, dict[str, float]]], steps: int,
+               world_size: int, batch_size: int, seed: int, epoch: int) -> list[Segment]:
+    """One segment per weight change in ``history`` ([(first step, weights)], first step 0).
+
+    Each segment is planned to the end of the epoch (exact counts for the rest of the epoch) and
+    cut where the next change starts, so the steps already taken never change their plan.
+    """
+    assert history and history[0][0] == 0, "weight history must start at step 0"
+    bounds = [s for s, _ in history[1:]] + [steps]
+    segments = []
+    for (start, weights), end in zip(history, bounds, strict=True):
+        if end > start:
+            full = plan_segment(tasks, weights, start, steps, world_size, batch_size, seed, epoch)
+            segments.append(Segment(start, end, full.weights, full.planned))
+    return segments
+
+
+def allocate_ranges(segments: list[Segment], n_tasks: int, world_size: int,
+                    num_workers: int) -> dict[tuple[int, int, int], tuple[int, int]]:
+    """Ranges ``[first, last)`` of each task's epoch sequence handed to each consumer per segment.
+
+    Keys are (segment index, consumer = rank * num_workers + worker, task index). A consumer
+    reads its ranges one after the other. A segment hands out only what the consumer's planned
+    need (to the end of the epoch) exceeds its unread positions, so a weight change neither
+    re-reads nor skips positions; ranges of one segment are consecutive in consumer order.
+    """
+    used = np.zeros(n_tasks, dtype=np.int64)
+    unread = np.zeros((world_size * num_workers, n_tasks), dtype=np.int64)
+    ranges: dict[tuple[int, int, int], tuple[int, int]] = {}
+    for j, seg in enumerate(segments):
+        for rank in range(world_size):
+            for worker in range(num_workers):
+                c = rank * num_workers + worker
+                planned = np.bincount(seg.consumer_slots(rank, worker, num_workers, planned=True).ravel(),
+                                      minlength=n_tasks)
+                extra = np.maximum(planned - unread[c], 0)
+                for t in np.flatnonzero(extra):
+                    ranges[j, c, int(t)] = (int(used[t]), int(used[t] + extra[t]))
+                used += extra
+                taken = np.bincount(seg.consumer_slots(rank, worker, num_workers).ravel(), minlength=n_tasks)
+                unread[c] += extra - taken
+    return ranges
+
+
+class TaskOrder:
+    """Maps position ``q`` of one task's epoch sequence to (shard index, sample offset).
+
+    The sequence is a series of passes over the task's samples; each pass visits the shards in a
+    seeded order, samples in stored order, and starts at a seeded random offset (wrapping round),
+    so a subsampled task sees a different, uniformly placed part of its data every epoch, and a
+    repeated task is cycled with a fresh shard order per pass. Order within a consumer's range is
+    mixed further by the stream's shuffle buffer.
+    """
+
+    def __init__(self, shard_sizes: list[int], seed: int, epoch: int, task: str):
+        self._shards = np.array([i for i, n in enumerate(shard_sizes) if n > 0], dtype=np.int64)
+        self._sizes = np.array([n for n in shard_sizes if n > 0], dtype=np.int64)
+        self.total = int(self._sizes.sum())
+        if self.total <= 0:
+            raise ValueError(f"task {task!r} has no samples in its shards; it cannot be streamed")
+        self._key = (seed, epoch, task)
+        self._passes: dict[int, tuple[np.ndarray, np.ndarray, int]] = {}
+
+    def _pass(self, p: int) -> tuple[np.ndarray, np.ndarray, int]:
+        if p not in self._passes:
+            rng = rng_from_key("stream-pass", *self._key, p)
+            perm = rng.permutation(len(self._sizes))
+            starts = np.concatenate([[0], np.cumsum(self._sizes[perm])[:-1]])
+            self._passes[p] = (perm, starts, int(rng.integers(self.total)))
+        return self._passes[p]
+
+    def locate(self, q: int) -> tuple[int, int]:
+        """(shard index in the task's shard list, sample offset inside that shard) of position q."""
+        p, r = divmod(q, self.total)
+        perm, starts, rotation = self._pass(p)
+        r = (r + rotation) % self.total
+        j = int(np.searchsorted(starts, r, side="right")) - 1
+        return int(self._shards[perm[j]]), int(r - starts[j])

@@ -1,0 +1,313 @@
+"""MixtureStream on the tiny shard set: exact mixtures over ranks and workers, determinism,
+resumption, weight changes, safe decoding, corrupt shards, remote-style URLs."""
+
+from __future__ import annotations
+
+import heapq
+import io
+import pickle
+import shutil
+import tarfile
+from collections import Counter
+from pathlib import Path
+
+import pytest
+import torch
+
+from anyir.data.balance import epoch_counts
+from anyir.data.shard_reader import iter_samples
+from anyir.data.stream import MixtureStream, ShardSkippedWarning, make_loader
+
+
+def stream(shards, weights="natural", **kw) -> MixtureStream:
+    kw.setdefault("batch_size", 2)
+    kw.setdefault("crop", 32)
+    return MixtureStream(shards, weights, **kw)
+
+
+def rank_batches(shards, weights, world_size: int, num_workers: int, **kw) -> dict[int, list[dict]]:
+    """One epoch per rank, made the way DataLoader workers would (each worker's slice), merged by step."""
+    out = {}
+    for rank in range(world_size):
+        s = stream(shards, weights, rank=rank, world_size=world_size, num_workers=num_workers, **kw)
+        shares = [s.iter_worker(w, 0) for w in range(max(1, num_workers))]
+        steps_batches = list(heapq.merge(*shares, key=lambda sb: sb[0]))
+        assert [st for st, _ in steps_batches] == list(range(s.steps_per_epoch))
+        out[rank] = [b for _, b in steps_batches]
+    return out
+
+
+def train_keys(shards) -> Counter:
+    return Counter((s.task, s.key) for s in iter_samples(shards, "train"))
+
+
+@pytest.mark.parametrize("balance", ["natural", "uniform", "temperature:2",
+                                     "denoise=3,derain=1,dehaze=1,deblur=1,lowlight=0"])
+def test_exact_counts_single_process(tiny_shards, balance):
+    s = stream(tiny_shards, balance, batch_size=3, samples_per_epoch=61)
+    assert s.samples_per_epoch == 60 and s.steps_per_epoch == 20
+    seen = Counter(t for b in s for t in b["task"])
+    assert seen == Counter({t: n for t, n in epoch_counts(s.weights, 60).items() if n})
+    assert s.epoch == 1 and s.step == 0
+
+
+@pytest.mark.parametrize("balance", ["uniform", "denoise=5,derain=1,dehaze=1,deblur=2,lowlight=1"])
+def test_exact_counts_two_ranks_two_workers(tiny_shards, balance):
+    per_rank = rank_batches(tiny_shards, balance, world_size=2, num_workers=2, samples_per_epoch=48)
+    assert len(per_rank[0]) == len(per_rank[1]) == 12
+    seen = Counter(t for batches in per_rank.values() for b in batches for t in b["task"])
+    weights = stream(tiny_shards, balance).weights
+    assert seen == Counter({t: n for t, n in epoch_counts(weights, 48).items() if n})
+
+
+def test_natural_epoch_reads_every_sample_exactly_once(tiny_shards):
+    # natural weights x all 40 samples: the exact counts equal the available samples.
+    per_rank = rank_batches(tiny_shards, "natural", world_size=2, num_workers=2, samples_per_epoch=40)
+    seen = Counter((t, k) for batches in per_rank.values() for b in batches for t, k in zip(b["task"], b["key"], strict=False))
+    assert seen == train_keys(tiny_shards)
+
+
+def test_subsampled_task_has_no_duplicates_across_ranks(tiny_shards):
+    weights = {"denoise": 1, "derain": 1}  # 10 of 12 samples each
+    per_rank = rank_batches(tiny_shards, weights, world_size=2, num_workers=2, samples_per_epoch=20, batch_size=1)
+    keys = [k for batches in per_rank.values() for b in batches for k in b["key"]]
+    assert len(keys) == 20 and len(set(keys)) == 20
+
+
+def test_repeated_task_is_cycled_evenly(tiny_shards):
+    # lowlight has 4 samples in one shard; 12 slots = every sample exactly 3 times.
+    per_rank = rank_batches(tiny_shards, {"lowlight": 1}, world_size=2, num_workers=2, samples_per_epoch=12)
+    seen = Counter(k for batches in per_rank.values() for b in batches for k in b["key"])
+    assert len(seen) == 4 and set(seen.values()) == {3}
+
+
+@pytest.mark.parametrize("world_size,num_workers", [(3, 1), (4, 2)])
+def test_every_rank_runs_the_same_steps_on_uneven_shards(tiny_shards, world_size, num_workers):
+    # More consumers (up to 8) than most tasks have shards (1-2): nobody runs dry or hangs.
+    per_rank = rank_batches(tiny_shards, "uniform", world_size, num_workers, samples_per_epoch=50)
+    expected = 50 // (2 * world_size)
+    assert all(len(batches) == expected for batches in per_rank.values())
+    assert all(b["lq"].shape == (2, 3, 32, 32) for batches in per_rank.values() for b in batches)
+
+
+def test_batches_are_float_pairs_with_noise_added_on_the_fly(tiny_shards):
+    s = stream(tiny_shards, {"denoise": 1, "derain": 1}, batch_size=4, samples_per_epoch=16)
+    for b in s:
+        assert b["lq"].dtype == torch.float32 and b["gt"].shape == (4, 3, 32, 32)
+        assert 0.0 <= float(b["lq"].min()) and float(b["lq"].max()) <= 1.0
+        assert set(b) == {"lq", "gt", "task", "key"} and len(b["key"]) == 4
+        for i, task in enumerate(b["task"]):
+            residual = (b["lq"][i] - b["gt"][i]) * 255
+            if task == "denoise":  # sigma 15, 25 or 50 (clipping shrinks it a little)
+                assert 8 < float(residual.std()) < 60
+            assert float(residual.abs().max()) > 0
+
+
+def test_crops_larger_than_images_are_reflect_padded(tiny_shards):
+    s = stream(tiny_shards, "uniform", crop=80, samples_per_epoch=4)  # train images are 48 px
+    assert next(iter(s))["gt"].shape == (2, 3, 80, 80)
+
+
+def test_same_seed_same_batches_other_seed_other_batches(tiny_shards):
+    def first_epoch(seed):
+        return list(stream(tiny_shards, "uniform", seed=seed, num_workers=2, samples_per_epoch=20))
+
+    a, b, c = first_epoch(0), first_epoch(0), first_epoch(1)
+    assert all(torch.equal(x["lq"], y["lq"]) and x["key"] == y["key"] for x, y in zip(a, b, strict=True))
+    assert any(not torch.equal(x["lq"], y["lq"]) for x, y in zip(a, c, strict=True))
+
+
+def test_epochs_differ(tiny_shards):
+    s = stream(tiny_shards, "natural", samples_per_epoch=40)
+    one, two = [k for b in s for k in b["key"]], [k for b in s for k in b["key"]]
+    assert sorted(one) == sorted(two) and one != two
+
+
+def assert_same(a: list[dict], b: list[dict]) -> None:
+    assert len(a) == len(b)
+    for x, y in zip(a, b, strict=True):
+        assert x["key"] == y["key"] and x["task"] == y["task"]
+        assert torch.equal(x["lq"], y["lq"]) and torch.equal(x["gt"], y["gt"])
+
+
+@pytest.mark.parametrize("stop_at", [3, 7])
+def test_resume_mid_epoch_batch_for_batch(tiny_shards, stop_at):
+    kw = dict(weights="uniform", num_workers=2, samples_per_epoch=24, shuffle_buffer=4, seed=7)
+    full = stream(tiny_shards, **kw)
+    full.set_weights("uniform")
+    reference = list(full)
+    full.set_weights({"derain": 1, "dehaze": 1})  # a change in the second epoch, at step 0 and step 5
+    it = iter(full)
+    reference += [next(it) for _ in range(5)]
+    full.set_weights({"denoise": 2, "lowlight": 1})
+    reference += list(it)
+
+    first = stream(tiny_shards, **kw)
+    it = iter(first)
+    got = [next(it) for _ in range(stop_at)]
+    resumed = stream(tiny_shards, **kw)
+    resumed.load_state_dict(first.state_dict())
+    got += list(resumed)
+    resumed.set_weights({"derain": 1, "dehaze": 1})
+    it = iter(resumed)
+    got += [next(it) for _ in range(5)]
+    state = resumed.state_dict()
+    again = stream(tiny_shards, **kw)
+    again.load_state_dict(state)
+    again.set_weights({"denoise": 2, "lowlight": 1})
+    got += list(again)
+    assert_same(reference[stop_at:], got[stop_at:])
+    assert again.samples_seen() == full.samples_seen()
+
+
+def test_dataloader_workers_match_in_process_and_resume(tiny_shards):
+    kw = dict(batch_size=2, crop=32, seed=2, samples_per_epoch=20, rank=0, world_size=1)
+    reference = list(stream(tiny_shards, "uniform", num_workers=2, **{k: v for k, v in kw.items() if k != "crop"}))
+    loader = make_loader(tiny_shards, "uniform", num_workers=2, **kw)
+    it = iter(loader)
+    got = [next(it) for _ in range(4)]
+    state = loader.state_dict()
+    resumed = make_loader(tiny_shards, "uniform", num_workers=2, **kw)
+    resumed.load_state_dict(state)
+    got += list(resumed)
+    assert_same(reference, got)
+    assert len(loader) == resumed.steps_per_epoch == 10
+
+
+def test_set_weights_takes_effect_next_step_and_samples_seen_counts(tiny_shards):
+    s = stream(tiny_shards, "uniform", batch_size=2, samples_per_epoch=20)
+    it = iter(s)
+    before = [t for _ in range(4) for t in next(it)["task"]]
+    s.set_weights({"dehaze": 1.0})
+    after = [t for b in it for t in b["task"]]
+    assert set(after) == {"dehaze"} and len(after) == 12
+    seen = Counter(before) + Counter(after)
+    assert s.samples_seen() == {t: seen.get(t, 0) for t in s.tasks}
+    assert s.epoch == 1 and s.weights["dehaze"] == 1.0
+
+
+def test_weight_change_continues_task_sequences_without_duplicates(tiny_shards):
+    s = stream(tiny_shards, "uniform", batch_size=2, samples_per_epoch=20, num_workers=2)
+    it = iter(s)
+    keys = [k for _ in range(2) for k in next(it)["key"]]
+    s.set_weights({"denoise": 1, "derain": 1})  # at most 4 + 8 of the 12 samples of each
+    keys += [k for b in it for k in b["key"]]
+    assert len(keys) == 20 and len(set(keys)) == 20
+
+
+def test_bad_arguments_fail_with_names(tiny_shards):
+    with pytest.raises(ValueError, match="rank=2"):
+        stream(tiny_shards, rank=2, world_size=2)
+    with pytest.raises(ValueError, match="unknown: \\['snow'\\]"):
+        stream(tiny_shards, {"snow": 1.0})
+    with pytest.raises(ValueError, match="samples_per_epoch=3"):
+        stream(tiny_shards, samples_per_epoch=3, batch_size=4)
+    s = stream(tiny_shards)
+    with pytest.raises(ValueError, match="batch_size"):
+        stream(tiny_shards, batch_size=4).load_state_dict(s.state_dict())
+
+
+def _rewrite_tar(path: Path, extra: dict[str, bytes]) -> None:
+    """Rewrite a tar, adding the ``extra`` members (suffix -> bytes) to every sample, before its json."""
+    with tarfile.open(path) as tar:
+        members = [(m, tar.extractfile(m).read()) for m in tar.getmembers()]
+    with tarfile.open(path, "w") as tar:
+        for info, data in members:
+            key, _, ext = info.name.partition(".")
+            if ext == "json":
+                for suffix, payload in extra.items():
+                    tar.addfile(_info(f"{key}.{suffix}", payload), io.BytesIO(payload))
+            tar.addfile(info, io.BytesIO(data))
+
+
+def _info(name: str, payload: bytes) -> tarfile.TarInfo:
+    info = tarfile.TarInfo(name)
+    info.size = len(payload)
+    return info
+
+
+class _CreatesFile:
+    def __init__(self, path: Path):
+        self.path = path
+
+    def __reduce__(self):
+        return (open, (str(self.path), "w"))
+
+
+def test_malicious_members_are_never_decoded(tiny_shards, tmp_path):
+    shards = tmp_path / "shards"
+    shutil.copytree(tiny_shards, shards)
+    marker = tmp_path / "pwned"
+    payload = pickle.dumps(_CreatesFile(marker))
+    probe = tmp_path / "probe"
+    pickle.loads(pickle.dumps(_CreatesFile(probe)))
+    assert probe.exists()  # the payload really runs when unpickled
+    for tar in (shards / "dehaze").glob("train-*.tar"):
+        _rewrite_tar(tar, {"pyd": payload, "pickle": payload, "pth": payload})
+    s = stream(shards, {"dehaze": 1.0}, samples_per_epoch=10)
+    keys = [k for b in s for k in b["key"]]
+    assert len(keys) == 10 and s.skipped_shards == 0
+    assert not marker.exists()
+
+
+def test_truncated_shard_is_skipped_with_warning_and_counts_stay_exact(tiny_shards, tmp_path):
+    shards = tmp_path / "shards"
+    shutil.copytree(tiny_shards, shards)
+    bad = shards / "denoise" / "train-000000.tar"
+    bad.write_bytes(bad.read_bytes()[: bad.stat().st_size // 3])
+    s = stream(shards, "natural", samples_per_epoch=40, num_workers=2)
+    with pytest.warns(ShardSkippedWarning, match="train-000000.tar"):
+        batches = list(s)
+    assert len(batches) == s.steps_per_epoch == 20
+    tasks = Counter(t for b in batches for t in b["task"])
+    assert tasks == Counter(epoch_counts(s.weights, 40))
+    assert s.skipped_shards == 1 and s.skipped_shard_urls == [str(bad)]
+    assert s.state_dict()["skipped_shards"] == [str(bad)]
+
+
+def test_url_prefix_reads_tars_through_webdataset_urls(tiny_shards, tmp_path):
+    manifest_only = tmp_path / "manifest_only"
+    manifest_only.mkdir()
+    shutil.copy(tiny_shards / "manifest.json", manifest_only)
+    remote = stream(manifest_only, "uniform", url_prefix=f"pipe:cat {tiny_shards}/{{path}}", samples_per_epoch=10)
+    local = stream(tiny_shards, "uniform", samples_per_epoch=10)
+    assert_same(list(local), list(remote))
+
+
+def test_several_shard_sets_merge_their_tasks(tiny_shards):
+    s = stream([tiny_shards, tiny_shards], "natural")
+    assert s.counts == {t: 2 * n for t, n in stream(tiny_shards).counts.items()}
+    assert s.samples_per_epoch == 80
+
+
+def test_undecodable_sample_is_replaced_by_a_spare_of_its_task(tiny_shards, tmp_path):
+    shards = tmp_path / "shards"
+    shutil.copytree(tiny_shards, shards)
+    tar_path = shards / "deblur" / "train-000000.tar"
+    with tarfile.open(tar_path) as tar:
+        members = [(m, tar.extractfile(m).read()) for m in tar.getmembers()]
+    broken_key = members[0][0].name.partition(".")[0]
+    with tarfile.open(tar_path, "w") as tar:
+        for info, data in members:
+            data = b"not a png" if info.name == f"{broken_key}.gt.png" else data
+            tar.addfile(_info(info.name, data), io.BytesIO(data))
+    s = stream(shards, {"deblur": 1.0}, samples_per_epoch=14)  # every deblur sample twice
+    with pytest.warns(ShardSkippedWarning, match=broken_key):
+        keys = [k for b in s for k in b["key"]]
+    assert len(keys) == 14 and broken_key not in keys and s.skipped_shards == 0
+
+
+def test_set_epoch_jumps_to_the_same_batches_as_playing_through(tiny_shards):
+    played = stream(tiny_shards, "uniform", samples_per_epoch=10)
+    for _ in range(2):
+        list(played)
+    jumped = stream(tiny_shards, "uniform", samples_per_epoch=10)
+    jumped.set_epoch(2)
+    assert_same(list(played), list(jumped))
+
+
+def test_make_loader_reads_rank_and_world_size_from_torchrun_env(tiny_shards, monkeypatch):
+    monkeypatch.setenv("RANK", "1")
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    loader = make_loader(tiny_shards, "uniform", batch_size=2, crop=32, samples_per_epoch=20)
+    assert (loader.stream.rank, loader.stream.world_size, loader.steps_per_epoch) == (1, 2, 5)
