@@ -144,7 +144,45 @@ def export(
         console.print(f"wrote {path}", highlight=False)
 
 
+def sweep(
+    sweep_id: str = typer.Argument(..., help="The sweep id printed by `anyir sweep` (see `anyir leaderboard sweeps`)."),
+    metric: str = typer.Option("psnr", "--metric", help="psnr or ssim."),
+    reference: str | None = typer.Option(None, "--reference", help="Balance to compare against (default: the first)."),
+    fmt: OutputFormat = typer.Option(OutputFormat.table, "--format", help="table, markdown or csv."),
+    db: Path | None = typer.Option(None, "--db", help=DB_HELP),
+) -> None:
+    """Per-task metric per balance: mean ± sd over seeds, delta vs a reference balance, and '*' where the
+    delta is larger than two standard errors of the seed spread (needs 2+ seeds on both sides).
+
+    Example: anyir leaderboard sweep sweep-1a2b3c4d5e6f --metric psnr --format markdown
+    """
+    from anyir.leaderboard.store import reader
+    from anyir.leaderboard.sweeps import aggregate_sweep, sweep_runs, sweep_table
+
+    if metric not in ("psnr", "ssim"):
+        fail(f"--metric {metric!r}: use psnr or ssim")
+    with reader(db) as con:
+        try:
+            rows = sweep_runs(con, sweep_id)
+            table = sweep_table(aggregate_sweep(rows, reference), metric)
+        except (LookupError, ValueError) as exc:
+            fail(str(exc))
+    print_frame(table.reset_index(), fmt, title=f"{sweep_id}: {metric} mean ± sd over seeds (delta vs reference; * = beyond seed spread)")
+
+
+def sweeps(db: Path | None = typer.Option(None, "--db", help=DB_HELP)) -> None:
+    """List the sweeps in the leaderboard (id, runs, balances, seeds)."""
+    from anyir.leaderboard.store import reader
+    from anyir.leaderboard.sweeps import list_sweeps
+
+    with reader(db) as con:
+        frame = list_sweeps(con)
+    print_frame(frame, OutputFormat.table, title="sweeps")
+
+
 leaderboard_app.command("show")(show)
+leaderboard_app.command("sweep")(sweep)
+leaderboard_app.command("sweeps")(sweeps)
 leaderboard_app.command("compare")(compare)
 leaderboard_app.command("export")(export)
 

@@ -58,7 +58,7 @@ def train_command(
     epochs: float | None = typer.Option(None, "--epochs", help="Epochs of the stream (paper: 120 for 3 tasks, 130 for 5)."),
     batch_size: int | None = typer.Option(None, "--batch-size", help="GLOBAL batch size, split evenly over ranks. Default 32 (paper)."),
     crop: int | None = typer.Option(None, "--crop", help="Square training crop in pixels. Default 128 (paper)."),
-    balance: str | None = typer.Option(None, "--balance", help="Task balance: natural, uniform, temperature:T, promptir, or task=w,task=w. Default: the shard set's."),
+    balance: str | None = typer.Option(None, "--balance", help="Task balance: natural, uniform, temperature:T, promptir, task=w,task=w, or adaptive[:base] (weights follow the per-task unrestored fraction; see README). Default: the shard set's."),
     samples_per_epoch: int | None = typer.Option(None, "--samples-per-epoch", help="Samples per epoch over all ranks. Default: the stream's (all samples x repeats)."),
     lr: float | None = typer.Option(None, "--lr", help="Adam learning rate. Default 2e-4 (paper)."),
     min_lr: float | None = typer.Option(None, "--min-lr", help="Learning rate at the end of the cosine decay. Default 0."),

@@ -26,6 +26,7 @@ from anyir.data.manifest import Manifest, load_manifest
 from anyir.model import create_model
 from anyir.model.io import save_model
 from anyir.train import checkpoint as ckpt
+from anyir.train.adaptive import make_adaptive, split_adaptive
 from anyir.train.balance_control import BalanceController, StaticBalance
 from anyir.train.config import TrainConfig
 from anyir.train.data import TrainData, build_train_data
@@ -96,7 +97,7 @@ def train(
     try:
         run = _build(cfg, env)
         state = _initial_state(run)
-        controller = controller or StaticBalance()
+        controller = controller or _default_controller(run)
         if cfg.resume:
             _resume(run, state, controller)
         try:
@@ -118,7 +119,8 @@ def _build(cfg: TrainConfig, env: DistEnv) -> _Run:
     _check_run_dir(cfg, run_dir)
     manifest = load_manifest(cfg.shards)
     tasks = manifest.tasks("train")
-    weights = resolve_weights(parse_balance(_balance_spec(cfg, manifest)), manifest.counts("train"), manifest.repeats)
+    _, base_spec = split_adaptive(_balance_spec(cfg, manifest))
+    weights = resolve_weights(parse_balance(base_spec), manifest.counts("train"), manifest.repeats)
     data = build_train_data(cfg, env, weights)
     _check_ranks_agree(data.steps_per_epoch, env)
     total_steps = cfg.steps if cfg.steps is not None else max(1, round(cfg.epochs * data.steps_per_epoch))
@@ -137,6 +139,24 @@ def _build(cfg: TrainConfig, env: DistEnv) -> _Run:
 def _balance_spec(cfg: TrainConfig, manifest: Manifest) -> str:
     """The balance asked for, or the shard set's default."""
     return cfg.balance if cfg.balance is not None else manifest.default_balance
+
+
+def _balance_label(cfg: TrainConfig, manifest: Manifest) -> str:
+    """Canonical spec for the summary: ``adaptive[:base]`` or the parsed static spec."""
+    adaptive, base = split_adaptive(_balance_spec(cfg, manifest))
+    label = str(parse_balance(base))
+    if not adaptive:
+        return label
+    return "adaptive" if label == "uniform" else f"adaptive:{label}"
+
+
+def _default_controller(run: _Run) -> BalanceController:
+    """StaticBalance, or the adaptive balance (see anyir.train.adaptive) for ``--balance adaptive[:base]``."""
+    adaptive, _ = split_adaptive(_balance_spec(run.cfg, run.manifest))
+    if not adaptive:
+        return StaticBalance()
+    cfg = run.cfg
+    return make_adaptive(cfg.shards, dict(run.data.weights), cfg.crop, cfg.fft_weight, cfg.seed)
 
 
 def _check_run_dir(cfg: TrainConfig, run_dir: Path) -> None:
@@ -458,7 +478,7 @@ def _summary(run: _Run, state: _State, samples: dict[str, int], finished: bool) 
         "world_size": run.env.world_size, "steps": state.step, "total_steps": run.total_steps,
         "steps_per_epoch": run.data.steps_per_epoch, "epochs": state.step / run.data.steps_per_epoch,
         "wall_time_s": round(_wall_s(state), 3), **_rates(run, state),
-        "balance": {"spec": str(parse_balance(_balance_spec(cfg, run.manifest))), "weights": state.trajectory[0]["weights"]},
+        "balance": {"spec": _balance_label(cfg, run.manifest), "weights": state.trajectory[0]["weights"]},
         "balance_trajectory": state.trajectory, "samples_per_task": samples,
         "variant": cfg.variant, "model_config": model.config.to_dict(),
         "params": sum(p.numel() for p in model.parameters()),

@@ -1,0 +1,166 @@
+"""Balance sweeps: spec parsing, resume, seed aggregation, and the adaptive balance (incl. 2-rank DDP)."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from anyir.cli import app
+from anyir.cli.sweep_cmd import split_balances
+from anyir.leaderboard.store import reader, transaction
+from anyir.leaderboard.sweeps import aggregate_sweep, sweep_runs, sweep_table
+from anyir.train.adaptive import AdaptiveBalance, AdaptiveSettings, identity_losses, split_adaptive
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_split_balances_groups_explicit_weights():
+    assert split_balances("natural,uniform,derain=2,dehaze=1,temperature:2,adaptive") == [
+        "natural", "uniform", "derain=2,dehaze=1", "temperature:2", "adaptive"]
+    assert split_balances("a=1,b=2;a=2,b=1") == ["a=1,b=2", "a=2,b=1"]
+    assert split_adaptive("adaptive") == (True, "uniform")
+    assert split_adaptive("adaptive:natural") == (True, "natural")
+    assert split_adaptive("temperature:2") == (False, "temperature:2")
+
+
+def test_adaptive_tilts_toward_the_least_restored_task():
+    base = {"denoise": 0.5, "derain": 0.25, "dehaze": 0.25}
+    ctrl = AdaptiveBalance(base, {"denoise": 1.0, "derain": 1.0, "dehaze": 1.0},
+                           AdaptiveSettings(eta=2.0, smoothing=0.1, ema=0.0))
+    weights = ctrl.update(10, {"denoise": 0.2, "derain": 0.9, "dehaze": 0.2})  # derain barely restored
+    assert abs(sum(weights.values()) - 1) < 1e-12
+    assert weights["derain"] > base["derain"] and weights["denoise"] < base["denoise"]
+    # bounded: no task below the uniform floor, ratio of tilts at most exp(eta)
+    assert min(weights.values()) >= 0.1 / 3
+    assert 1 < weights["derain"] / weights["dehaze"] <= math.exp(2.0)
+    # equal unrestored fractions -> the base weights, mixed with uniform
+    again = AdaptiveBalance(base, {"denoise": 2.0, "derain": 1.0, "dehaze": 1.0},
+                            AdaptiveSettings(smoothing=0.0, ema=0.0)).update(1, {"denoise": 1.0, "derain": 0.5, "dehaze": 0.5})
+    assert again == pytest.approx(base)
+    # resume: the EMA state round-trips
+    clone = AdaptiveBalance(base, ctrl.reference, ctrl.settings)
+    clone.load_state_dict(json.loads(json.dumps(ctrl.state_dict())))
+    assert clone.update(20, {"denoise": 0.3}) == ctrl.update(20, {"denoise": 0.3})
+
+
+def test_identity_reference_is_deterministic_and_positive(tiny_shards):
+    a = identity_losses(tiny_shards, ["denoise", "derain"], crop=32, fft_weight=0.1, seed=1, samples_per_task=4)
+    b = identity_losses(tiny_shards, ["denoise", "derain"], crop=32, fft_weight=0.1, seed=1, samples_per_task=4)
+    assert a == b and all(v > 0 for v in a.values())
+
+
+def _fake_run(con, sweep_id: str, name: str, spec: str, seed: int, psnr: dict[str, float]) -> None:
+    con.execute("INSERT INTO runs (run_id, name, origin, sweep_id, seed, balance) VALUES (?, ?, 'local', ?, ?, ?)",
+                [f"{sweep_id}/{name}", name, sweep_id, seed, json.dumps({"spec": spec})])
+    for task, value in psnr.items():
+        con.execute("INSERT INTO results VALUES (?, ?, 'demo', 'psnr', ?, 3, 'promptir')",
+                    [f"{sweep_id}/{name}", task, value])
+
+
+def test_seed_aggregation_marks_only_differences_beyond_the_spread(tmp_path):
+    db = tmp_path / "lb.duckdb"
+    with transaction(db) as con:
+        for seed, (a, b) in enumerate([(30.0, 20.0), (30.2, 20.4)]):
+            _fake_run(con, "sw", f"uniform-s{seed}", "uniform", seed, {"derain": a, "dehaze": b})
+        for seed, (a, b) in enumerate([(31.0, 20.1), (31.2, 20.3)]):
+            _fake_run(con, "sw", f"natural-s{seed}", "natural", seed, {"derain": a, "dehaze": b})
+        _fake_run(con, "other", "x", "uniform", 0, {"derain": 99.0})
+    with reader(db) as con:
+        rows = sweep_runs(con, "sw")
+    agg = aggregate_sweep(rows, reference="uniform").set_index(["balance", "task", "metric"])
+    derain = agg.loc[("natural", "derain", "psnr")]
+    assert derain["mean"] == pytest.approx(31.1) and derain["seeds"] == 2
+    assert derain["sd"] == pytest.approx(0.141421356, rel=1e-6)
+    assert derain["delta"] == pytest.approx(1.0) and bool(derain["beyond_spread"])  # 1.0 dB >> 2 SE (0.2)
+    assert not bool(agg.loc[("natural", "dehaze", "psnr")]["beyond_spread"])  # 0.0 dB: within the spread
+    assert agg.loc[("natural", "average", "psnr")]["mean"] == pytest.approx((31.1 + 20.2) / 2)
+    table = sweep_table(aggregate_sweep(rows, reference="uniform"))
+    assert "*" in table.loc["natural", "derain/demo"] and "*" not in table.loc["natural", "dehaze/demo"]
+    with pytest.raises(LookupError):
+        with reader(db) as con:
+            sweep_runs(con, "missing")
+
+
+@pytest.mark.slow
+def test_sweep_runs_logs_and_resumes_without_retraining(tiny_shards, tmp_path):
+    db, out = tmp_path / "lb.duckdb", tmp_path / "sweeps"
+    args = ["sweep", str(tiny_shards), "--balances", "uniform,adaptive", "--seeds", "1", "--variant", "pico",
+            "--steps", "4", "--batch-size", "4", "--crop", "32", "--balance-every", "2",
+            "--out", str(out), "--leaderboard", str(db), "--sweep-id", "sw-test"]
+    runner = CliRunner()
+    first = runner.invoke(app, args)
+    assert first.exit_code == 0, first.output
+    weights = {p.parent.name: p.stat().st_mtime_ns for p in out.glob("sw-test/*/model.safetensors")}
+    assert set(weights) == {"uniform-seed0", "adaptive-seed0"}
+    again = runner.invoke(app, args)
+    assert again.exit_code == 0, again.output
+    assert again.output.count("skipped") == 2
+    assert {p.parent.name: p.stat().st_mtime_ns for p in out.glob("sw-test/*/model.safetensors")} == weights
+    # An interrupted cell (no summary, no weights) is the only one trained again; rows are not duplicated.
+    (out / "sw-test" / "uniform-seed0" / "train_summary.json").unlink()
+    (out / "sw-test" / "uniform-seed0" / "model.safetensors").unlink()
+    third = runner.invoke(app, args)
+    assert third.exit_code == 0, third.output
+    assert third.output.count("skipped") == 1 and "uniform-seed0: training" in third.output
+    with reader(db) as con:
+        runs = con.execute("SELECT name, balance->>'spec' FROM runs WHERE sweep_id = 'sw-test' ORDER BY 1").fetchall()
+        traj = con.execute("SELECT count(DISTINCT step) FROM balance_trajectory b JOIN runs r USING (run_id) "
+                           "WHERE r.name = 'adaptive-seed0'").fetchone()[0]
+    assert runs == [("adaptive-seed0", "adaptive"), ("uniform-seed0", "uniform")]
+    assert traj == 3  # step 0 + updates at steps 2 and 4
+    shown = runner.invoke(app, ["leaderboard", "sweep", "sw-test", "--db", str(db)])
+    assert shown.exit_code == 0 and "adaptive" in shown.output, shown.output
+
+
+RECORDING_SCRIPT = textwrap.dedent('''
+    import json, os, sys
+    from pathlib import Path
+    from anyir.train import trainer
+    from anyir.train.config import TrainConfig
+
+    shards, out = sys.argv[1], Path(sys.argv[2])
+    rank, default = os.environ["RANK"], trainer._default_controller
+
+    def recording(run):  # wrap the trainer's own adaptive controller to log each rank's decisions
+        ctrl = default(run)
+        update = ctrl.update
+        def logged(step, losses):
+            weights = update(step, losses)
+            with open(out / f"rank{rank}.jsonl", "a") as f:
+                f.write(json.dumps({"step": step, "losses": losses, "weights": weights}, sort_keys=True) + "\\n")
+            return weights
+        ctrl.update = logged
+        return ctrl
+
+    trainer._default_controller = recording
+    trainer.train(TrainConfig(shards=shards, variant="pico", steps=6, batch_size=4, crop=32, num_workers=0,
+                              device="cpu", balance="adaptive", balance_every=2, out=out / "run",
+                              progress=False, seed=3))
+''')
+
+
+@pytest.mark.slow
+def test_adaptive_balance_agrees_across_two_ddp_ranks(tiny_shards, tmp_path):
+    script = tmp_path / "record.py"
+    script.write_text(RECORDING_SCRIPT)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+           str(script), str(tiny_shards), str(tmp_path)]
+    proc = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    rank0 = (tmp_path / "rank0.jsonl").read_text().splitlines()
+    rank1 = (tmp_path / "rank1.jsonl").read_text().splitlines()
+    assert len(rank0) == 3 and rank0 == rank1  # same all-reduced losses -> bit-identical weights
+    decisions = [json.loads(line)["weights"] for line in rank0]
+    assert all(abs(sum(w.values()) - 1) < 1e-9 for w in decisions)
+    assert any(max(w.values()) - min(w.values()) > 1e-3 for w in decisions)  # it did move the mix
+    summary = json.loads((tmp_path / "run" / "train_summary.json").read_text())
+    assert summary["balance"]["spec"] == "adaptive" and len(summary["balance_trajectory"]) == 4
