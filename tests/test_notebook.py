@@ -32,6 +32,13 @@ def _build_leaderboard(db: Path, run_dir: Path, shards: Path) -> None:
     report = evaluate_run_dir(run_dir, shards, max_images=1, progress=False)
     log_run(db, RunRecord.from_run_dir(run_dir), report)
     log_run(db, RunRecord.input_baseline(shards), evaluate(None, shards, max_images=1, progress=False))
+    # Two cells of a balance sweep (same weights file, different balance labels) for the sweep section.
+    tasks = sorted({row.task for row in report.rows if row.task != "average"})
+    for spec, first in (("uniform", 1 / len(tasks)), ("denoise-heavy", 0.6)):
+        weights = {t: first if t == tasks[0] else (1 - first) / (len(tasks) - 1) for t in tasks}
+        record = RunRecord.from_run_dir(run_dir, name=f"sweep-{spec}", sweep_id="sw-notebook")
+        log_run(db, record.model_copy(update={"run_id": f"sw-notebook/{spec}", "seed": 0,
+                                              "balance": {"spec": spec, "weights": weights}}), report)
 
 
 def _execute(tmp_path: Path, monkeypatch, db: Path) -> nbformat.NotebookNode:
@@ -60,9 +67,10 @@ def test_notebook_runs_on_a_test_built_leaderboard(tmp_path, monkeypatch, tiny_s
     _build_leaderboard(db, tmp_path / "runs" / "pico-run", tiny_shards)
     notebook = _execute(tmp_path, monkeypatch, db)
     text = _outputs(notebook)
-    assert "2 local" in text and "pico-run" in text
+    assert "4 local" in text and "pico-run" in text
+    assert "no sweep runs yet" not in text
     images = sum(1 for c in notebook.cells for o in c.get("outputs", []) if "image/png" in o.get("data", {}))
-    assert images >= 3  # bar chart, balance scatter, restore grid (+ trajectory)
+    assert images >= 4  # bar chart, balance scatter, restore grid, sweep panel (+ trajectory)
     assert "no local run with an existing checkpoint" not in text
     assert "no run has an `input` baseline" not in text
 

@@ -171,3 +171,16 @@ def test_cli_trains_evaluates_and_logs(tiny_shards, tmp_path):
     with duckdb.connect(str(db), read_only=True) as con:
         names = [r[0] for r in con.execute("select name from runs where origin = 'local'").fetchall()]
     assert names == ["cli-test"]
+
+
+def test_tars_read_through_a_url_prefix(tiny_shards, tmp_path):
+    """Object-storage layout: manifest.json local, tar files behind a URL (here a `pipe:cat` command,
+    the same mechanism as `pipe:aws s3 cp s3://bucket/{path} -`)."""
+    local = tmp_path / "manifest_only"
+    local.mkdir()
+    (local / "manifest.json").write_bytes((tiny_shards / "manifest.json").read_bytes())
+    prefix = f"pipe:cat {tiny_shards}/{{path}}"
+    reference = train(_cfg(tiny_shards, tmp_path / "local", steps=3, balance="uniform"))
+    remote = train(_cfg(local, tmp_path / "remote", steps=3, balance="uniform", shards_url_prefix=prefix))
+    assert remote["finished"] and remote["samples_per_task"] == reference["samples_per_task"]
+    assert _losses(tmp_path / "remote") == _losses(tmp_path / "local")  # same bytes, same batches

@@ -121,7 +121,7 @@ def quickstart(
     run_dir = runs / name
     console.print(f"[green]2/4[/] training {variant} for {steps} steps -> {run_dir}")
     cfg = TrainConfig(shards=shards, variant=variant, steps=steps, batch_size=batch_size, crop=crop, lr=lr,
-                      seed=seed, out=run_dir, name=name, num_workers=1, ckpt_every=max(steps // 2, 1))
+                      seed=seed, out=run_dir, name=name, num_workers=0, ckpt_every=max(steps // 2, 1))
     train(cfg)
     console.print("[green]3/4[/] evaluating every task on the held-out test images (model, then input)")
     model_report = evaluate_run_dir(run_dir, shards)

@@ -52,6 +52,7 @@ def _fail(message: str, code: int = 2) -> None:
 def train_command(
     config: Path | None = typer.Option(None, "--config", help="YAML file of TrainConfig options; flags override it."),
     shards: Path | None = typer.Option(None, "--shards", help="Shard set folder (holds manifest.json)."),
+    shards_url_prefix: str | None = typer.Option(None, "--shards-url-prefix", help="Read the tar files from here instead of beside manifest.json; '{path}' is replaced by each shard's manifest path, e.g. 'pipe:aws s3 cp s3://bucket/shards/aio3/{path} -'."),
     variant: str | None = typer.Option(None, "--variant", help="Model variant: tiny, small (paper), nano, pico (non-paper). Default tiny."),
     ablation: list[str] | None = typer.Option(None, "--ablation", help="Model ablation switch KEY=VALUE (repeatable), e.g. fusion=false, lambda_mode=spatial."),
     steps: int | None = typer.Option(None, "--steps", help="Optimizer steps (set --steps or --epochs)."),
@@ -92,7 +93,7 @@ def train_command(
     from anyir.train.config import ConfigError, load_config
 
     overrides = {
-        "shards": shards, "variant": variant, "ablation": _parse_ablation(ablation), "steps": steps,
+        "shards": shards, "shards_url_prefix": shards_url_prefix, "variant": variant, "ablation": _parse_ablation(ablation), "steps": steps,
         "epochs": epochs, "batch_size": batch_size, "crop": crop, "balance": balance,
         "samples_per_epoch": samples_per_epoch, "lr": lr, "min_lr": min_lr, "warmup_steps": warmup_steps,
         "weight_decay": weight_decay, "fft_weight": fft_weight, "grad_clip": grad_clip, "precision": precision,

@@ -102,8 +102,9 @@ def write_manifest(manifest: Manifest, shard_dir: Path) -> Path:
     return target
 
 
-def load_manifest(shard_dir: str | Path) -> Manifest:
-    """Read and validate a shard set's manifest; every listed shard must exist.
+def load_manifest(shard_dir: str | Path, check_files: bool = True) -> Manifest:
+    """Read and validate a shard set's manifest; every listed shard must exist (unless
+    ``check_files=False``: the tar files live elsewhere, e.g. object storage).
 
     Raises ManifestError naming the folder and the fix when the set is missing or incomplete.
     """
@@ -120,7 +121,7 @@ def load_manifest(shard_dir: str | Path) -> Manifest:
         raise ManifestError(f"{path}: not a valid anyir manifest ({exc.error_count()} errors, first: "
                             f"{exc.errors()[0]['loc']}: {exc.errors()[0]['msg']}); rebuild the shard set") from None
     missing = [s.path for tasks in manifest.splits.values() for ts in tasks.values()
-               for s in ts.shards if not (shard_dir / s.path).is_file()]
+               for s in ts.shards if check_files and not (shard_dir / s.path).is_file()]
     if missing:
         raise ManifestError(f"{shard_dir}: {len(missing)} shard file(s) listed in {MANIFEST_NAME} are missing, "
                             f"first {missing[0]}; rebuild with `anyir shards build`")

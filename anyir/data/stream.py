@@ -67,7 +67,7 @@ from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 from anyir.data.augment import PairedAugment, to_batch
 from anyir.data.balance import resolve_weights
 from anyir.data.images import ImageReadError, decode_image
-from anyir.data.manifest import MANIFEST_NAME, Manifest, load_manifest
+from anyir.data.manifest import Manifest, load_manifest
 from anyir.data.mixture import Segment, TaskOrder, allocate_ranges, plan_epoch
 from anyir.degrade.seeding import rng_from_key
 
@@ -100,10 +100,8 @@ def shard_url(shard_dir: str | Path, rel_path: str, url_prefix: str | None = Non
 
 
 def _read_manifest(shard_dir: Path, remote: bool) -> Manifest:
-    # load_manifest checks that every tar exists locally, which remote tars do not.
-    if remote and (shard_dir / MANIFEST_NAME).is_file():
-        return Manifest.model_validate_json((shard_dir / MANIFEST_NAME).read_text(encoding="utf-8"))
-    return load_manifest(shard_dir)
+    # Remote tars are not local files: check only the manifest itself.
+    return load_manifest(shard_dir, check_files=not remote)
 
 
 def collect_shards(shards: str | Path | Sequence[str | Path], url_prefix: str | Sequence[str | None] | None,

@@ -50,6 +50,9 @@ class TrainConfig(BaseModel):
     shards: Path = Field(description="shard set folder (holds manifest.json)")
     balance: str | None = Field(None, description="balance spec (parse_balance); None = the manifest's default")
     samples_per_epoch: PositiveInt | None = Field(None, description="None = the stream's default (all samples x repeats)")
+    shards_url_prefix: str | None = Field(
+        None, description="where the tar files live when not beside manifest.json: a URL prefix, '{path}' "
+        "is replaced by the manifest's shard path, e.g. 'pipe:aws s3 cp s3://bucket/aio3/{path} -'")
     crop: PositiveInt = Field(128, description="square training crop in pixels (paper: 128)")
     num_workers: NonNegInt = Field(2, description="DataLoader worker processes per rank")
     # model

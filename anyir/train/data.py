@@ -64,7 +64,7 @@ def build_train_data(cfg: TrainConfig, env: DistEnv, weights: dict[str, float]) 
         loader = make_loader(
             cfg.shards, weights, batch_size=cfg.batch_size // env.world_size, crop=cfg.crop, seed=cfg.seed,
             samples_per_epoch=cfg.samples_per_epoch, rank=env.rank, world_size=env.world_size,
-            num_workers=cfg.num_workers, pin_memory=env.device.type == "cuda",
+            num_workers=cfg.num_workers, pin_memory=env.device.type == "cuda", url_prefix=cfg.shards_url_prefix,
         )
     except ValueError as err:  # the stream names the argument and the fix (e.g. epoch < one batch)
         raise TrainSetupError(str(err)) from None

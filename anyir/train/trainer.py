@@ -117,7 +117,7 @@ def _build(cfg: TrainConfig, env: DistEnv) -> _Run:
     """Manifest -> weights -> stream; model -> DDP; optimizer and schedule; run folder."""
     run_dir = cfg.run_dir
     _check_run_dir(cfg, run_dir)
-    manifest = load_manifest(cfg.shards)
+    manifest = load_manifest(cfg.shards, check_files=cfg.shards_url_prefix is None)
     tasks = manifest.tasks("train")
     _, base_spec = split_adaptive(_balance_spec(cfg, manifest))
     weights = resolve_weights(parse_balance(base_spec), manifest.counts("train"), manifest.repeats)

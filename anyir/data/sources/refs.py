@@ -46,7 +46,10 @@ def load_skimage(name: str) -> tuple[np.ndarray, list[str]]:
     if loader is None or not callable(loader):
         raise ImageReadError(f"skimage:{name}: no such scikit-image sample (try astronaut, coffee, camera)")
     try:
-        arr = np.asarray(loader())
+        result = loader()
+        if isinstance(result, tuple):  # stereo_motorcycle: (left view, right view, disparity)
+            result = result[0]
+        arr = np.asarray(result)
     except Exception as exc:  # some samples need the optional 'pooch' download
         raise ImageReadError(f"skimage:{name}: cannot load ({type(exc).__name__}: {exc})") from exc
     if arr.dtype != np.uint8:
