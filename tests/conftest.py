@@ -39,6 +39,18 @@ def tiny_recipe_dict(name: str = "tiny", shard_size: int = 8) -> dict:
     return {"name": name, "seed": 0, "shard_size": shard_size, "default_balance": "uniform", "sources": sources}
 
 
+@pytest.fixture(autouse=True)
+def _one_torch_thread():
+    """Single-threaded torch in every test: on a 2-core box, thread oversubscription (pytest + loader
+    workers + torchrun ranks) costs seconds per call; the trainer sets its own count when it runs."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="session")
 def tiny_shards(tmp_path_factory) -> Path:
     """A built shard set: denoise (online sigmas 15/25/50), derain, dehaze, deblur, lowlight; train

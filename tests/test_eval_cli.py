@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pytest
 import torch
 from typer.testing import CliRunner
 
@@ -14,15 +13,6 @@ from anyir.leaderboard.queries import gains_over_input
 from anyir.leaderboard.store import reader
 
 runner = CliRunner()
-
-
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    """Single-threaded torch: on the shared 2-core box, thread oversubscription costs seconds per call."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def make_run_dir(root: Path, shards: Path, name: str = "pico-run") -> Path:

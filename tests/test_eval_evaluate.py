@@ -12,15 +12,6 @@ from anyir.degrade.seeding import rng_from_key
 from anyir.eval.evaluate import column_dataset, eval_pair, evaluate
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    """Single-threaded torch: on the shared 2-core box, thread oversubscription costs seconds per call."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def input_report(tiny_shards):
     return evaluate(None, tiny_shards, progress=False)

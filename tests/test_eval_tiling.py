@@ -9,15 +9,6 @@ from torch import nn
 from anyir.eval.tiling import blend_window, run_model, tile_starts
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    """Single-threaded torch: on the shared 2-core box, thread oversubscription costs seconds per call."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.mark.parametrize(("size", "tile", "overlap"), [(64, 32, 8), (100, 48, 16), (40, 64, 8), (97, 32, 0)])
 def test_tiles_cover_the_image_with_the_requested_overlap(size, tile, overlap):
     starts = tile_starts(size, tile, overlap)

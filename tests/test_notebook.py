@@ -6,19 +6,9 @@ from pathlib import Path
 
 import nbformat
 import pytest
-import torch
 from nbclient import NotebookClient
 
 NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "leaderboard.ipynb"
-
-
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    """Single-threaded torch: on the shared 2-core box, thread oversubscription costs seconds per call."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def _build_leaderboard(db: Path, run_dir: Path, shards: Path) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-import pytest
 import torch
 from PIL import Image
 from typer.testing import CliRunner
@@ -11,15 +10,6 @@ from typer.testing import CliRunner
 from anyir.cli import app
 
 runner = CliRunner()
-
-
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    """Single-threaded torch: on the shared 2-core box, thread oversubscription costs seconds per call."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def test_restore_handles_modes_and_reports_bad_files(tmp_path):
