@@ -52,6 +52,15 @@ def ensure_demo_shards(shards: Path, workers: int) -> Path:
     return shards
 
 
+def unique_run_name(runs: Path, base: str) -> str:
+    """``base``, or ``base-2``, ``base-3``... when a run folder of that name exists already."""
+    name, k = base, 1
+    while (runs / name).exists():
+        k += 1
+        name = f"{base}-{k}"
+    return name
+
+
 def paper_numbers(db: Path) -> pd.DataFrame:
     """Published AnyIR-T / PromptIR PSNR+SSIM of the seed paper, from the leaderboard itself."""
     from anyir.leaderboard.store import reader
@@ -98,6 +107,7 @@ def quickstart(
     crop: int = typer.Option(64, help="Training crop in pixels."),
     lr: float = typer.Option(1e-3, help="Peak learning rate (the paper's 2e-4 is tuned for 120 epochs, not minutes)."),
     seed: int = typer.Option(0, help="Training seed."),
+    balance: str = typer.Option(None, help="Task balance (default: the demo recipe's), e.g. natural, temperature:2, adaptive."),
     shards: Path = typer.Option(Path("shards/demo"), help="Where the demo shard set is built / reused."),
     runs: Path = typer.Option(Path("runs"), help="Parent folder of the run directory."),
     leaderboard: Path = typer.Option(None, help="DuckDB file (default: $ANYIR_LEADERBOARD or leaderboard/leaderboard.duckdb)."),
@@ -117,10 +127,10 @@ def quickstart(
     start = time.perf_counter()
     db = leaderboard or default_db_path()
     ensure_demo_shards(shards, workers)
-    name = "quickstart-" + datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+    name = unique_run_name(runs, "quickstart-" + datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S"))
     run_dir = runs / name
     console.print(f"[green]2/4[/] training {variant} for {steps} steps -> {run_dir}")
-    cfg = TrainConfig(shards=shards, variant=variant, steps=steps, batch_size=batch_size, crop=crop, lr=lr,
+    cfg = TrainConfig(shards=shards, variant=variant, steps=steps, batch_size=batch_size, crop=crop, lr=lr, balance=balance,
                       seed=seed, out=run_dir, name=name, num_workers=0, ckpt_every=max(steps // 2, 1))
     train(cfg)
     console.print("[green]3/4[/] evaluating every task on the held-out test images (model, then input)")

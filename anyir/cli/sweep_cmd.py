@@ -138,7 +138,7 @@ def sweep(
     manifest = load_manifest(shards)
     specs = split_balances(balances)
     options = {"variant": variant, "steps": steps, "batch_size": batch_size, "crop": crop, "lr": lr,
-               "balance_every": balance_every, "num_workers": 1, "ckpt_every": max(steps // 4, 1)}
+               "balance_every": balance_every, "num_workers": 0, "ckpt_every": max(steps // 4, 1)}
     sid = sweep_id or sweep_id_for(manifest.recipe_hash, specs, list(range(seeds)), options)
     runs = [SweepRun(b, s, out / sid / f"{slug(b)}-seed{s}") for b in specs for s in range(seeds)]
     console.print(f"sweep [bold]{sid}[/]: {len(specs)} balances x {seeds} seeds = {len(runs)} runs -> {out / sid}")
