@@ -8,11 +8,6 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from anyir.model import list_variants, variant_config, variant_info
-from anyir.model.complexity import COMPONENTS, complexity_report
-from anyir.model.config import ablation_preset
-from anyir.model.net import AnyIR
-
 model_app = typer.Typer(help="AnyIR network variants: list them, show their size.", no_args_is_help=True)
 console = Console()
 
@@ -28,6 +23,8 @@ def list_cmd() -> None:
 
     Example: anyir model list
     """
+    from anyir.model import list_variants, variant_config, variant_info  # lazy: torch is slow to import
+
     table = Table("variant", "paper", "dim", "blocks", "refinement", "description")
     for name in list_variants():
         info, cfg = variant_info(name), variant_config(name)
@@ -38,7 +35,7 @@ def list_cmd() -> None:
 
 @model_app.command("info")
 def info_cmd(
-    variant: str = typer.Option("tiny", "--variant", "-v", help=f"Variant name, one of {list_variants()}."),
+    variant: str = typer.Option("tiny", "--variant", "-v", help="Variant name: tiny, small (paper), nano, pico (non-paper); see `anyir model list`."),
     ablation: str = typer.Option(
         None, "--ablation", help="Paper ablation row, e.g. table7:a, table8:1/2,0,1/2, table10:spatial-only."
     ),
@@ -52,6 +49,11 @@ def info_cmd(
 
     Example: anyir model info --variant tiny --json
     """
+    from anyir.model import variant_config
+    from anyir.model.complexity import complexity_report
+    from anyir.model.config import ablation_preset
+    from anyir.model.net import AnyIR
+
     try:
         cfg = variant_config(variant, ablation_preset(ablation) if ablation else None)
     except ValueError as err:
@@ -68,6 +70,8 @@ def info_cmd(
 
 
 def _print_report(report: dict, size: int) -> None:
+    from anyir.model.complexity import COMPONENTS
+
     macs = report[f"macs_{size}"]
     console.print(
         f"[bold]{report['variant']}[/bold]: {report['params'] / 1e6:.3f} M params, "
