@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 import typer
@@ -18,6 +19,9 @@ from rich.console import Console
 from rich.table import Table
 
 # Wide enough for the gain table even when piped (make demo | tee log).
+if TYPE_CHECKING:
+    from anyir.data.manifest import Manifest
+
 console = Console() if Console().is_terminal else Console(width=150)
 
 # Published columns shown beside the demo tasks: (setting, task, dataset) of the seed paper's tables.
@@ -34,7 +38,7 @@ PAPER_COLUMN = {
 PAPER_METHODS = ("AnyIR-T", "PromptIR")
 
 
-def ensure_demo_shards(shards: Path, workers: int) -> Path:
+def ensure_demo_shards(shards: Path, workers: int) -> Manifest:
     """Build the demo recipe into ``shards`` unless an identical build is already there."""
     from anyir.data.manifest import ManifestError, load_manifest
     from anyir.data.recipe import load_recipe
@@ -42,14 +46,14 @@ def ensure_demo_shards(shards: Path, workers: int) -> Path:
 
     recipe = load_recipe("demo")
     try:
-        if load_manifest(shards).recipe_hash == recipe.content_hash():
+        manifest = load_manifest(shards)
+        if manifest.recipe_hash == recipe.content_hash():
             console.print(f"[green]1/4[/] reusing demo shards in {shards} (recipe unchanged)")
-            return shards
+            return manifest
     except (ManifestError, FileNotFoundError):
         pass
     console.print(f"[green]1/4[/] building the demo recipe into {shards}")
-    build_shards(recipe, shards, workers=workers, progress=True)
-    return shards
+    return build_shards(recipe, shards, workers=workers, progress=True)
 
 
 def unique_run_name(runs: Path, base: str) -> str:
@@ -126,7 +130,7 @@ def quickstart(
 
     start = time.perf_counter()
     db = leaderboard or default_db_path()
-    ensure_demo_shards(shards, workers)
+    manifest = ensure_demo_shards(shards, workers)
     name = unique_run_name(runs, "quickstart-" + datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S"))
     run_dir = runs / name
     console.print(f"[green]2/4[/] training {variant} for {steps} steps -> {run_dir}")
@@ -136,10 +140,8 @@ def quickstart(
     console.print("[green]3/4[/] evaluating every task on the held-out test images (model, then input)")
     model_report = evaluate_run_dir(run_dir, shards)
     input_report = evaluate(None, shards, progress=False)
-    from anyir.data.manifest import load_manifest
-
     run_id = log_run(db, RunRecord.from_run_dir(run_dir, name=name), model_report)
-    input_id = log_run(db, RunRecord.input_baseline(load_manifest(shards)), input_report)
+    input_id = log_run(db, RunRecord.input_baseline(manifest), input_report)
     console.print(f"[green]4/4[/] logged run {run_id} and the input baseline {input_id} to {db}")
     console.print(gain_table(model_report.to_frame(), input_report.to_frame(), paper_numbers(db)))
     console.print("[dim]PSNR dB / SSIM. * paper: published AnyIR-T / PromptIR on the REAL benchmark in "

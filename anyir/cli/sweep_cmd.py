@@ -76,7 +76,7 @@ def train_one(run: SweepRun, options: dict, shards: Path, nproc: int) -> None:
     from anyir.train.config import TrainConfig
     from anyir.train.trainer import train
 
-    has_ckpt = any((run.run_dir / "checkpoints").glob("*")) if (run.run_dir / "checkpoints").is_dir() else False
+    has_ckpt = any((run.run_dir / "checkpoints").glob("step-*"))  # empty when the folder is absent
     cfg = TrainConfig(shards=shards, balance=run.balance, seed=run.seed, out=run.run_dir, name=run.name,
                       resume=has_ckpt, overwrite=not has_ckpt, **options)
     if nproc <= 1:
