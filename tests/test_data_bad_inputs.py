@@ -11,9 +11,9 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from anyir.cli import app
+from anyir.data.build import BuildError, build_shards
 from anyir.data.recipe import validate_recipe
-from anyir.data.shard_reader import iter_samples
-from anyir.data.shard_writer import BuildError, build_shards
+from anyir.data.samples import iter_samples
 
 NOISE = {"name": "noise", "sigmas": [25]}
 

@@ -12,9 +12,9 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from anyir.cli import app
+from anyir.data.build import BuildError, build_shards, scan_recipe
 from anyir.data.recipe import validate_recipe
-from anyir.data.shard_reader import iter_samples
-from anyir.data.shard_writer import BuildError, build_shards, scan_recipe
+from anyir.data.samples import iter_samples
 
 NOISE = {"name": "noise", "sigmas": [15, 25, 50]}
 
@@ -213,7 +213,7 @@ def test_layout_mismatch_names_folder_expected_layout_and_nearest_match(tmp_path
     put(root / "gt/norain-1.png", 50)
     recipe = validate_recipe({"name": "x", "sources": [
         {"name": "rain", "task": "derain", "split": "train", "kind": "layout", "layout": "rain100l", "root": str(root)}]})
-    _, rejections, _ = scan_recipe(recipe)
+    rejections = scan_recipe(recipe).rejections
     reason = rejections[0].reason
     assert rejections[0].file == str(root)
     assert "rainy/rain-N.png + gt/norain-N.png" in reason and "'rainy' ~ 'Rainy'" in reason

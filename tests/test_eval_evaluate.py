@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from anyir.data.shard_reader import iter_samples
+from anyir.data.samples import iter_samples
 from anyir.degrade.noise import add_gaussian_noise
 from anyir.degrade.seeding import rng_from_key
 from anyir.eval.evaluate import column_dataset, eval_pair, evaluate
