@@ -94,8 +94,8 @@ def test_batch_not_divisible_by_world_fails_clearly(tiny_shards, tmp_path):
     """Checked before any process group work, so a plain DistEnv of world size 2 exercises it."""
     import torch
 
-    from anyir.train import TrainConfig, TrainSetupError
     from anyir.data.shardset import ShardSet
+    from anyir.train import TrainConfig, TrainSetupError
     from anyir.train.data import build_train_data
     from anyir.train.distributed import DistEnv
 
