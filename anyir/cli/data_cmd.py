@@ -219,14 +219,14 @@ def shard_table(manifest, title: str) -> Table:
 
 
 def print_rejections(manifest, limit: int = 10) -> None:
-    """Summarise rejected inputs and lenient matches (all of them are in manifest.json)."""
-    if manifest.notes:
-        console.print(f"[yellow]{len(manifest.notes)} input(s) kept under a lenient rule[/yellow] (manifest 'notes')")
-    if not manifest.rejections:
-        return
-    console.print(f"[yellow]{len(manifest.rejections)} input(s) rejected[/yellow] (all listed in manifest.json):")
-    for r in manifest.rejections[:limit]:
-        console.print(escape(f"  [{r.task}/{r.split}] {r.file}: {r.reason}"), highlight=False, soft_wrap=True)
+    """Summarise notes (lenient matches, ignored folders) and rejected inputs; all are in manifest.json."""
+    for title, records in (("note(s): kept under a lenient rule or ignored on purpose", manifest.notes),
+                           ("input(s) rejected", manifest.rejections)):
+        if not records:
+            continue
+        console.print(f"[yellow]{len(records)} {title}[/yellow] (all listed in manifest.json):")
+        for r in records[:limit]:
+            console.print(escape(f"  [{r.task}/{r.split}] {r.file}: {r.reason}"), highlight=False, soft_wrap=True)
 
 
 def register(app: typer.Typer) -> None:

@@ -43,7 +43,7 @@ from anyir.data.manifest import (
 )
 from anyir.data.recipe import Recipe
 from anyir.data.shard_writer import ShardJob, ShardResult, write_shard
-from anyir.data.sources.base import Rejection, WorkItem
+from anyir.data.sources.base import Rejection, WorkItem, dedupe_rejections
 from anyir.degrade.seeding import seed_from_key
 
 
@@ -139,7 +139,7 @@ def check_scan(recipe: Recipe, scan: RecipeScan, strict: bool) -> None:
     if empty:
         lines = [f"source {s.name!r} ({s.task}/{s.split}) yields no samples: {_first(s.rejections, 2)}" for s in empty]
         raise BuildError(f"recipe {recipe.name!r}: " + " | ".join(lines) +
-                         ". Fix the path (or --data-root), or mark the source `optional: true`")
+                         ". Fix the path (or --data-root), or mark the source `optional: true`; nothing was encoded")
     if strict and scan.rejections:
         raise BuildError(f"recipe {recipe.name!r}: {len(scan.rejections)} input(s) rejected with --strict "
                          f"(nothing was encoded). First: {_first(scan.rejections)}")
@@ -221,7 +221,7 @@ def check_outcome(recipe: Recipe, results: list[ShardResult], rejections: list[R
     empty = sorted(ts for ts in declared if written[ts] == 0)
     if empty:
         names = ", ".join(f"{t} ({s})" for t, s in empty)
-        raise BuildError(f"recipe {recipe.name!r}: task {names} has no samples after encoding. "
+        raise BuildError(f"recipe {recipe.name!r}: task {names} has no samples. "
                          f"First rejections: {_first(rejections)}")
     if strict and rejections:
         raise BuildError(f"recipe {recipe.name!r}: {len(rejections)} input(s) rejected with --strict. "
@@ -252,7 +252,7 @@ def assemble_manifest(recipe: Recipe, scan: RecipeScan, results: list[ShardResul
             samples=sum(datasets.values()), datasets=dict(sorted(datasets.items())),
             shards=[r.info for r in mine if r.info is not None])
     written = sum((r.sources for r in results), Counter())
-    encode_rejections = Counter(r.source for res in results for r in res.rejections)
+    encode_rejections = Counter(r.source for r in dedupe_rejections(x for res in results for x in res.rejections))
     sources = {s.name: SourceReport(kind=s.kind, task=s.task, split=s.split, variant=s.variant, items=s.items,
                                     samples=written[s.name], rejections=len(s.rejections) + encode_rejections[s.name],
                                     notes=len(s.notes), optional=s.optional) for s in scan.sources}
@@ -357,7 +357,7 @@ def build_shards(recipe: Recipe, out_dir: str | Path, workers: int = 1, strict: 
     staging.mkdir()
     try:
         results = run_jobs(plan_shards(scan.items, recipe, staging), workers, progress)
-        rejections = scan.rejections + [rej for r in results for rej in r.rejections]
+        rejections = scan.rejections + dedupe_rejections(rej for r in results for rej in r.rejections)
         check_outcome(recipe, results, rejections, strict)
         manifest = assemble_manifest(recipe, scan, results, rejections)
         write_manifest(manifest, staging)

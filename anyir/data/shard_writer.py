@@ -22,7 +22,7 @@ from anyir.data.codec import encode
 from anyir.data.images import ImageReadError
 from anyir.data.manifest import ShardInfo
 from anyir.data.reader import keys_digest
-from anyir.data.sources.base import Rejection, WorkItem
+from anyir.data.sources.base import Rejection, WorkItem, item_rejection
 from anyir.data.sources.materialize import SampleError, materialize
 
 
@@ -86,8 +86,7 @@ def write_shard(job: ShardJob) -> ShardResult:
             try:
                 members = sample_members(item, job.seed, job.image_format, job.compress_level)
             except (ImageReadError, SampleError) as exc:
-                files = ", ".join(item.files.values())
-                result.rejections.append(Rejection(item.source, item.task, item.split, files, str(exc)))
+                result.rejections.append(item_rejection(item, str(exc)))
                 continue
             for kind, data in members.items():
                 _add_member(tar, f"{item.key}.{kind}", data)

@@ -40,7 +40,7 @@ def eval_pair(sample: Sample) -> tuple[np.ndarray, np.ndarray]:
     gt = center_crop_to_multiple(sample.gt)
     sigma = sample.meta.get("online_noise_sigma")
     if sigma is not None:
-        return add_gaussian_noise(gt, float(sigma), rng_from_key(TEST_NOISE_SEED, sample.key)), gt
+        return add_gaussian_noise(gt, float(sigma), rng_from_key(TEST_NOISE_SEED, sample.key), rounding="truncate"), gt
     if sample.lq is None:
         raise ValueError(f"sample {sample.key!r} (task {sample.task}) has neither lq.png nor online noise")
     lq = center_crop_to_multiple(sample.lq)
