@@ -13,8 +13,9 @@ console = Console()
 
 
 def _fail(message: str) -> None:
-    console.print(f"[red]error:[/red] {message}")
-    raise typer.Exit(2)
+    from anyir.cli.common import fail
+
+    fail(message)  # one line on stderr, exit 2
 
 
 @model_app.command("list")

@@ -94,6 +94,7 @@ def train_command(
         cfg = load_config(config, overrides)
     except ConfigError as err:
         fail(str(err))
+    _check_model_options(cfg)
     summary = _run_training(cfg)
     if not is_main_process():
         return
@@ -106,6 +107,16 @@ def train_command(
                           highlight=False)
     if cfg.eval:
         _evaluate_and_log(cfg)
+
+
+def _check_model_options(cfg: Any) -> None:
+    """An unknown --variant or --ablation key: one line listing what exists (before any rank starts work)."""
+    from anyir.model import Ablation, variant_config
+
+    try:
+        variant_config(cfg.variant, Ablation(**cfg.ablation) if cfg.ablation else None)
+    except (ValueError, TypeError) as err:
+        fail(f"--{err}; see `anyir model list`")
 
 
 def _run_training(cfg: Any) -> dict[str, Any]:

@@ -150,7 +150,7 @@ def load_recipe(path_or_name: str | Path, data_root: Path | None = None) -> Reci
     """Load and validate a recipe file or shipped recipe name. Raises RecipeError naming file and key."""
     path = find_recipe(path_or_name)
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        raw = yaml.safe_load(_read_text(path))
     except yaml.YAMLError as exc:
         raise RecipeError(f"{path}: not valid YAML ({exc})") from exc
     if not isinstance(raw, dict):
@@ -161,6 +161,19 @@ def load_recipe(path_or_name: str | Path, data_root: Path | None = None) -> Reci
     recipe._path = path.resolve()
     recipe._data_root = Path(data_root) if data_root else None
     return recipe
+
+
+def _read_text(path: Path) -> str:
+    """The recipe file as text; a binary file (an image, an archive) fails with one line."""
+    data = path.read_bytes()
+    try:
+        if b"\x00" in data[:8192]:
+            raise UnicodeDecodeError("utf-8", data[:1], 0, 1, "NUL byte")
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        head = data[:8].hex(" ")
+        raise RecipeError(f"{path}: not a recipe (binary content, first bytes {head}); pass a YAML recipe file "
+                          f"or a shipped recipe name: {', '.join(available_recipes())}") from None
 
 
 def validate_recipe(raw: dict, origin: Path | str = "<recipe>") -> Recipe:
