@@ -3,7 +3,8 @@
     ensure_shards      recipe -> shard set (built, or reused when an identical build is there)
     train_run          TrainConfig -> a finished run folder (anyir.train)
     evaluate_target    a run folder / weights file / the degraded input -> EvalReport + RunRecord
-    log_evaluation     record -> leaderboard (complete reports only, unless explicitly allowed)
+    log_evaluation     record -> the run folder's results/, then the leaderboard index (complete
+                       reports only, unless explicitly allowed; "ingest later" when the index is busy)
     evaluate_and_log   the two above, which every command that evaluates goes through
     DEMO               the demo's settings, shared by ``anyir quickstart`` and the demo benchmark track
 
@@ -91,7 +92,14 @@ class Evaluation:
     report: Any  # anyir.eval.report.EvalReport
     record: Any  # anyir.leaderboard.records.RunRecord
     run_id: str | None = None  # set once logged
-    logged_to: Path | None = None
+    logged_to: Path | None = None  # the leaderboard file, when the row went in directly
+    written: Any = None  # anyir.eval.record.EvalRecord: the record folder, once written
+    deferred: str | None = None  # why the leaderboard was not written now ("ingest later" line)
+
+    @property
+    def record_path(self) -> Path | None:
+        """``RUN/results/<run id>``: the evaluation's own record (written before any leaderboard row)."""
+        return None if self.written is None else self.written.path
 
 
 def evaluate_target(target: str | Path, shards: Path, *, name: str | None = None, sweep_id: str | None = None,
@@ -139,16 +147,97 @@ def _fill_macs(record, model) -> None:
         record.macs = None
 
 
-def log_evaluation(evaluation: Evaluation, leaderboard: Path | None = None, run_id: str | None = None) -> Evaluation:
-    """Log to the leaderboard (``None``: the default file). Incomplete reports are logged flagged only
-    when they were allowed at evaluation time; ``run_id`` forces the id (e.g. one row per sweep cell)."""
-    from anyir.leaderboard.store import default_db_path, log_run
+# How long logging an evaluation waits for a busy leaderboard before it leaves the row to an ingest.
+LOG_WAIT_S = 30.0
+
+
+def record_root(evaluation: Evaluation, leaderboard: Path) -> Path:
+    """Where an evaluation's record folder goes: ``RUN/results/`` of the run folder it scored, or for
+    targets without one (the ``input`` baseline, a bare weights file) ``records/<name>/results/`` beside
+    the leaderboard file (so ``anyir leaderboard ingest`` can rebuild those rows too)."""
+    from anyir.train.run_dir import RunDir
+
+    if evaluation.record.run_dir:
+        return RunDir(evaluation.record.run_dir).results
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in evaluation.record.name) or "run"
+    return leaderboard.parent / "records" / safe / "results"
+
+
+def record_evaluation(evaluation: Evaluation, leaderboard: Path | None = None, run_id: str | None = None,
+                      notify: Callable[[str], None] | None = None) -> Evaluation:
+    """Write the evaluation's record folder (see :mod:`anyir.eval.record`); sets ``run_id`` and ``written``.
+
+    A run folder that cannot be written (read-only, someone else's) gets its record beside the
+    leaderboard file instead, and ``notify`` says so.
+    """
+    import errno
+
+    from anyir.eval.record import write_eval_record
+    from anyir.leaderboard.store import default_db_path
 
     db = Path(leaderboard) if leaderboard is not None else default_db_path()
     record = evaluation.record if run_id is None else evaluation.record.model_copy(update={"run_id": run_id})
-    evaluation.run_id = log_run(db, record, evaluation.report)
-    evaluation.logged_to = db
+    evaluation.record, evaluation.run_id = record, record.resolve_run_id(evaluation.report.signature())
+    fields, root = record.model_dump(mode="json"), record_root(evaluation, db)
+    try:
+        evaluation.written = write_eval_record(root, evaluation.run_id, fields, evaluation.report)
+    except OSError as err:
+        if not record.run_dir or err.errno not in (errno.EACCES, errno.EPERM, errno.EROFS):
+            raise
+        elsewhere = db.parent / "records" / Path(record.run_dir).name / "results"
+        evaluation.written = write_eval_record(elsewhere, evaluation.run_id, fields, evaluation.report)
+        (notify or _stderr_line)(f"cannot write {root} ({err.strerror}); the evaluation record is in "
+                                 f"{evaluation.written.path} instead")
     return evaluation
+
+
+def log_evaluation(evaluation: Evaluation, leaderboard: Path | None = None, run_id: str | None = None,
+                   wait_s: float | None = None, notify: Callable[[str], None] | None = None) -> Evaluation:
+    """Record the evaluation in its run folder, then index it in the leaderboard (``None``: the default file).
+
+    The run folder is the record; the leaderboard row is an index entry. When the leaderboard file is
+    on a network file system, stays locked for longer than ``wait_s`` (default: 30 s, or
+    ``$ANYIR_LEADERBOARD_TIMEOUT``), or cannot be opened, this still succeeds: ``deferred`` says why
+    and ``notify`` (default: stderr) prints "written to RUN/results/ID; ingest later with ...".
+    Incomplete reports get here only when they were allowed at evaluation time (they are flagged);
+    ``run_id`` forces the id (e.g. one row per sweep cell).
+    """
+    from anyir.leaderboard.store import (
+        TIMEOUT_ENV_VAR,
+        LeaderboardError,
+        default_db_path,
+        default_timeout_s,
+        log_records,
+        on_network_filesystem,
+    )
+
+    db = Path(leaderboard) if leaderboard is not None else default_db_path()
+    notify = notify or _stderr_line
+    record_evaluation(evaluation, db, run_id, notify)
+    network = on_network_filesystem(db)
+    if network:
+        evaluation.deferred = (f"leaderboard {db} is on a network file system ({network}), where DuckDB's lock does "
+                               "not protect it across machines")
+    else:
+        import os
+
+        wait = default_timeout_s() if os.environ.get(TIMEOUT_ENV_VAR) else LOG_WAIT_S
+        try:
+            log_records(db, [evaluation.written], timeout_s=wait if wait_s is None else wait_s, notify=notify)
+            evaluation.logged_to = db
+        except LeaderboardError as err:
+            evaluation.deferred = str(err)
+    if evaluation.deferred:
+        folder = evaluation.record_path.parent.parent
+        notify(f"{evaluation.deferred}; the results are written to {evaluation.record_path}; "
+               f"ingest later with `anyir leaderboard ingest {folder} --db {db}`")
+    return evaluation
+
+
+def _stderr_line(message: str) -> None:
+    import sys
+
+    print(message, file=sys.stderr, flush=True)
 
 
 def evaluate_and_log(target: str | Path, shards: Path, *, leaderboard: Path | None = None, log: bool = True,

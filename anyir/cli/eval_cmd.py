@@ -60,9 +60,14 @@ def eval_command(
     print_report(evaluation.report, f"{evaluation.record.name} on {shards} ({evaluation.report.split})")
     if no_log:
         return
-    log_evaluation(evaluation, leaderboard)
-    console.print(f"logged run [bold]{evaluation.record.name}[/bold] as {evaluation.run_id} to "
-                  f"{evaluation.logged_to}", highlight=False)
+    try:
+        log_evaluation(evaluation, leaderboard)
+    except OSError as exc:  # e.g. no space left for the record folder
+        fail(f"cannot write the evaluation record: {exc.strerror or exc} ({exc.filename or ''}); "
+             "free space or check permissions, then evaluate again", code=1)
+    if evaluation.logged_to is not None:  # else log_evaluation said "ingest later"
+        console.print(f"logged run [bold]{evaluation.record.name}[/bold] as {evaluation.run_id} to "
+                      f"{evaluation.logged_to} (record: {evaluation.record_path})", highlight=False)
 
 
 def restore_command(

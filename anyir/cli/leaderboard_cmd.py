@@ -1,4 +1,5 @@
-"""``anyir leaderboard show|compare|export``: read the DuckDB leaderboard.
+"""``anyir leaderboard show|compare|export|ingest``: read the DuckDB leaderboard, or (re)build it
+from run folders (the DuckDB file is an index over them; see anyir.leaderboard.ingest).
 
 ``leaderboard_app`` is a sub-typer so other modules can add commands to it
 (``leaderboard_app.command("sweep")(fn)``) before :func:`register` runs.
@@ -7,17 +8,42 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pandas as pd
 import typer
+from rich.markup import escape
 
-from anyir.cli.common import DB_HELP, OutputFormat, console, fail, print_frame
+from anyir.cli.common import DB_HELP, OutputFormat, console, err_console, fail, print_frame
 
 leaderboard_app = typer.Typer(help="Show, compare and export the leaderboard (runs + published numbers).",
                               no_args_is_help=True)
 
 CELL = re.compile(r"^([\d.-]+)/([\d.-]+)$")  # "31.70/.982" -> PSNR and SSIM
+
+
+@contextmanager
+def _open(db: Path | None) -> Iterator:
+    """A read connection; a busy, damaged or missing file is one line (exit 1), not a traceback."""
+    from anyir.leaderboard.store import LeaderboardError, reader
+
+    try:
+        with reader(db) as con:
+            yield con
+    except LeaderboardError as exc:
+        fail(str(exc), code=1)
+
+
+def _with_flags(wide: pd.DataFrame, flags: dict[str, str]) -> pd.DataFrame:
+    """Add a ``flags`` column (incomplete evaluation with n, skipped training shards) when a row has one."""
+    column = wide[("run_id", "")].map(flags).fillna("")
+    if not column.any():
+        return wide
+    out = wide.copy()
+    out.insert(list(out.columns).index(("params", "")) + 1, ("flags", ""), column)
+    return out
 
 
 def _compact(cells: pd.DataFrame) -> pd.DataFrame:
@@ -45,14 +71,15 @@ def show(
 
     Example: anyir leaderboard show --setting aio3 --format markdown
     """
-    from anyir.leaderboard.queries import format_cells, paper_table, settings
-    from anyir.leaderboard.store import reader
+    from anyir.leaderboard.queries import format_cells, paper_table, run_flags, settings
 
     if origin not in (None, "local", "published"):
         fail(f"--origin {origin!r}: use 'local' or 'published'")
-    with reader(db) as con:
+    with _open(db) as con:
         settings_ = [setting] if setting else settings(con)
+        flags = run_flags(con)
         tables = {s: paper_table(con, s, origin=origin) for s in settings_}
+    tables = {s: t if t.empty else _with_flags(t, flags) for s, t in tables.items()}
     if all(t.empty for t in tables.values()):
         fail(f"no runs for setting {setting!r}; known settings: aio3, aio5, cdd11, demo (or a recipe name)")
     for name, wide in tables.items():
@@ -74,9 +101,8 @@ def compare(
     Example: anyir leaderboard compare input demo-uniform demo-promptir
     """
     from anyir.leaderboard.queries import compare_runs
-    from anyir.leaderboard.store import reader
 
-    with reader(db) as con:
+    with _open(db) as con:
         try:
             frame = compare_runs(con, runs)
         except (KeyError, ValueError) as exc:
@@ -94,9 +120,8 @@ def export(
     Example: anyir leaderboard export --parquet leaderboard/export
     """
     from anyir.leaderboard.queries import export_parquet
-    from anyir.leaderboard.store import reader
 
-    with reader(db) as con:
+    with _open(db) as con:
         paths = export_parquet(con, parquet)
     for path in paths:
         console.print(f"wrote {path}", highlight=False)
@@ -114,12 +139,11 @@ def sweep(
 
     Example: anyir leaderboard sweep sweep-1a2b3c4d5e6f --metric psnr --format markdown
     """
-    from anyir.leaderboard.store import reader
     from anyir.leaderboard.sweeps import aggregate_sweep, sweep_runs, sweep_table
 
     if metric not in ("psnr", "ssim"):
         fail(f"--metric {metric!r}: use psnr or ssim")
-    with reader(db) as con:
+    with _open(db) as con:
         try:
             rows = sweep_runs(con, sweep_id)
             table = sweep_table(aggregate_sweep(rows, reference), metric)
@@ -130,15 +154,48 @@ def sweep(
 
 def sweeps(db: Path | None = typer.Option(None, "--db", help=DB_HELP)) -> None:
     """List the sweeps in the leaderboard (id, runs, balances, seeds)."""
-    from anyir.leaderboard.store import reader
     from anyir.leaderboard.sweeps import list_sweeps
 
-    with reader(db) as con:
+    with _open(db) as con:
         frame = list_sweeps(con)
     print_frame(frame, OutputFormat.table, title="sweeps")
 
 
+def ingest(
+    folders: list[Path] = typer.Argument(..., help="Run folders, or folders holding them (searched recursively for "
+                                         "results/<id>/record.json), e.g. runs/* or leaderboard/records."),
+    db: Path | None = typer.Option(None, "--db", help=DB_HELP),
+) -> None:
+    """Build or update the leaderboard index from the evaluation records in run folders.
+
+    Idempotent by run id: unchanged records are skipped, rewritten ones replace their rows. Use it to
+    rebuild a damaged or deleted leaderboard file, or on one machine after syncing run folders from a
+    cluster (where nodes must not share one DuckDB file).
+
+    Example: anyir leaderboard ingest runs leaderboard/records --db leaderboard/leaderboard.duckdb
+    """
+    from anyir.eval.record import RecordError
+    from anyir.leaderboard.ingest import ingest as ingest_records
+    from anyir.leaderboard.store import LeaderboardError, default_db_path
+
+    target = db or default_db_path()
+    try:
+        report = ingest_records(folders, target)
+    except (FileNotFoundError, RecordError) as exc:
+        fail(str(exc))
+    except LeaderboardError as exc:
+        fail(str(exc), code=1)
+    for line in report.problems:
+        err_console.print(f"[yellow]skipped:[/yellow] {escape(line)}", highlight=False, soft_wrap=True)
+    flagged = f", {len(report.incomplete)} flagged INCOMPLETE" if report.incomplete else ""
+    console.print(f"ingested into {target}: {len(report.added)} new, {len(report.updated)} updated, "
+                  f"{report.unchanged} unchanged{flagged}; {len(report.problems)} unreadable", highlight=False)
+    if report.problems:
+        raise typer.Exit(1)
+
+
 leaderboard_app.command("show")(show)
+leaderboard_app.command("ingest")(ingest)
 leaderboard_app.command("sweep")(sweep)
 leaderboard_app.command("sweeps")(sweeps)
 leaderboard_app.command("compare")(compare)

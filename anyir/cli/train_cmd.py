@@ -137,19 +137,29 @@ def _run_training(cfg: Any) -> dict[str, Any]:
 
 
 def _evaluate_and_log(cfg: Any) -> None:
-    """Evaluate the run's final weights on the test split, print a per-task table, log if asked."""
+    """Evaluate the run's final weights on the test split, print a per-task table, record the results in
+    the run folder (``results/``) and, with --leaderboard, index them there."""
     from anyir.eval.evaluate import EvalIncompleteError
-    from anyir.pipeline import evaluate_and_log
+    from anyir.pipeline import evaluate_target, log_evaluation, record_evaluation
 
     try:
-        evaluation = evaluate_and_log(cfg.run_dir, cfg.shards, leaderboard=cfg.leaderboard,
-                                      log=cfg.leaderboard is not None, name=cfg.name, device=_eval_device(cfg),
-                                      progress=cfg.progress, url_prefix=cfg.shards_url_prefix)
+        evaluation = evaluate_target(cfg.run_dir, cfg.shards, name=cfg.name, device=_eval_device(cfg),
+                                     progress=cfg.progress, url_prefix=cfg.shards_url_prefix)
     except EvalIncompleteError as err:
         fail(str(err), code=1)
     print_report(evaluation.report, f"{cfg.run_name}: test split of {evaluation.report.recipe_name}")
-    if evaluation.run_id is not None:
+    try:
+        if cfg.leaderboard is None:
+            record_evaluation(evaluation)
+        else:
+            log_evaluation(evaluation, cfg.leaderboard)
+    except OSError as err:
+        fail(f"cannot write the evaluation record: {err.strerror or err} ({err.filename or ''}); "
+             "free space or check permissions, then run `anyir eval --ckpt RUN`", code=1)
+    if evaluation.logged_to is not None:
         err_console.print(f"logged run [bold]{evaluation.run_id}[/bold] to {evaluation.logged_to}", highlight=False)
+    else:
+        err_console.print(f"evaluation recorded in {evaluation.record_path}", highlight=False)
 
 
 def _eval_device(cfg: Any) -> str:

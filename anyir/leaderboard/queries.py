@@ -156,3 +156,27 @@ def sweep_run_names(con: duckdb.DuckDBPyConnection, sweep_id: str) -> set[str]:
 def settings(con: duckdb.DuckDBPyConnection) -> list[str]:
     """Every setting that has runs, sorted."""
     return [r[0] for r in con.execute("SELECT DISTINCT setting FROM runs WHERE setting IS NOT NULL ORDER BY 1").fetchall()]
+
+
+def run_flags(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
+    """Per local run id, what a reader of its row must know: an incomplete evaluation (images scored
+    of those listed, per task), training shards skipped, training that did not finish. Empty: none."""
+    import json
+
+    rows = con.execute("SELECT run_id, eval, skipped_shards, replaced_samples, notes FROM runs "
+                       "WHERE origin = 'local'").fetchall()
+    flags = {}
+    for run_id, eval_json, skipped, replaced, notes in rows:
+        parts = []
+        info = json.loads(eval_json) if eval_json else {}
+        if info.get("complete") is False:
+            expected, scored = info.get("expected") or {}, info.get("scored") or {}
+            short = [f"{t} n={scored.get(t, 0)}/{n}" for t, n in sorted(expected.items()) if scored.get(t, 0) != n]
+            parts.append("INCOMPLETE eval: " + (", ".join(short) or "see notes"))
+        if skipped:
+            parts.append(f"{skipped} train shard(s) skipped, {replaced or 0} samples replaced")
+        if notes and "training did not finish" in notes:
+            parts.append("training did not finish")
+        if parts:
+            flags[run_id] = "; ".join(parts)
+    return flags
