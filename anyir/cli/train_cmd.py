@@ -126,13 +126,14 @@ def _run_training(cfg: Any) -> dict[str, Any]:
     from anyir.data.reader import ShardError
     from anyir.pipeline import train_run
     from anyir.train import NonFiniteLossError, TrainSetupError
+    from anyir.train.errors import DiskFullError
     from anyir.train.run_dir import RunLockedError
 
     try:
         return train_run(cfg)
     except (ManifestError, BalanceError, TrainSetupError, RunLockedError) as err:
         fail(str(err))
-    except (NonFiniteLossError, ShardError) as err:
+    except (NonFiniteLossError, ShardError, DiskFullError) as err:
         fail(str(err), code=1)
 
 

@@ -18,6 +18,7 @@ Order matters for users with real data (a 72k-image OTS encode takes hours):
 from __future__ import annotations
 
 import ctypes
+import errno
 import multiprocessing
 import os
 import shutil
@@ -362,7 +363,22 @@ def build_shards(recipe: Recipe, out_dir: str | Path, workers: int = 1, strict: 
         manifest = assemble_manifest(recipe, scan, results, rejections)
         write_manifest(manifest, staging)
         swap_into_place(staging, out_dir)
-    except BaseException:
+    except BaseException as exc:
         shutil.rmtree(staging, ignore_errors=True)
+        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise BuildError(_disk_full_message(out_dir, exc)) from None
         raise
     return manifest
+
+
+def _disk_full_message(out_dir: Path, exc: OSError) -> str:
+    """One line: which disk, how much is free now (the staged build was removed), what was kept."""
+    try:
+        usage = shutil.disk_usage(out_dir.parent)
+        space = f"{usage.free / 1e6:.1f} MB free of {usage.total / 1e6:.1f} MB on the disk holding {out_dir.parent}"
+    except OSError:
+        space = f"the disk holding {out_dir.parent}"
+    kept = (f"the previous shard set at {out_dir} is intact" if (out_dir / MANIFEST_NAME).is_file()
+            else f"nothing was written to {out_dir}")
+    return (f"disk full while writing the shard set ({exc.strerror or exc}; {space}); the partial build was "
+            f"removed and {kept}. Free space or choose another --out")

@@ -15,6 +15,8 @@ the same way, so a crash mid-write leaves the previous checkpoint intact and ``l
 
 from __future__ import annotations
 
+import errno
+import io
 import os
 import random
 import shutil
@@ -46,8 +48,12 @@ def save_checkpoint(
     tmp = ckpt_root / f".tmp-{final.name}-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
-    save_model(model, tmp / WEIGHTS_FILE, metadata=metadata)
-    torch.save(to_plain(state), tmp / STATE_FILE)
+    try:
+        save_model(model, tmp / WEIGHTS_FILE, metadata=metadata)
+        _save_state(to_plain(state), tmp / STATE_FILE)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)  # a half-written checkpoint only takes space (e.g. disk full)
+        raise
     if final.exists():  # a re-run over the same step: move the old one aside before replacing
         old = ckpt_root / f".old-{final.name}-{os.getpid()}"
         os.replace(final, old)
@@ -56,6 +62,26 @@ def save_checkpoint(
     _write_atomic(ckpt_root / LATEST, final.name)
     _prune(ckpt_root, keep)
     return final
+
+
+def _save_state(state: dict[str, Any], path: Path) -> None:
+    """``torch.save`` into memory, then one plain write: a full disk raises OSError(ENOSPC) naming the
+    file, where torch's own writer reports only "unexpected pos ..."."""
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    with open(path, "wb") as f:
+        f.write(buffer.getbuffer())
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def is_disk_full(err: BaseException) -> bool:
+    """True for "no space left" / "quota exceeded", however the writer reported it (safetensors raises
+    its own error type with the OS message inside)."""
+    if isinstance(err, OSError) and err.errno in (errno.ENOSPC, errno.EDQUOT):
+        return True
+    text = str(err)
+    return "No space left on device" in text or "os error 28" in text or "Disk quota exceeded" in text
 
 
 def latest_checkpoint(ckpt_root: Path) -> Path | None:

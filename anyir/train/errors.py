@@ -13,3 +13,7 @@ class RunDirError(TrainSetupError):
 
 class NonFiniteLossError(RuntimeError):
     """The loss became NaN or inf; the run stopped and the last good checkpoint was kept."""
+
+
+class DiskFullError(RuntimeError):
+    """The disk holding the run folder filled up; the message names it and the last good checkpoint."""

@@ -39,7 +39,7 @@ from anyir.train.distributed import (
     setup_distributed,
     teardown_distributed,
 )
-from anyir.train.errors import NonFiniteLossError, RunDirError, TrainSetupError
+from anyir.train.errors import DiskFullError, NonFiniteLossError, RunDirError, TrainSetupError
 from anyir.train.losses import per_sample_loss, task_loss_sums
 from anyir.train.run_dir import RunDir
 from anyir.train.schedule import make_scheduler
@@ -123,6 +123,10 @@ def train(
             _finish(run, state, finished=False)  # record how far it got; the weights are not saved
             raise
         return _finish(run, state, finished=True)
+    except Exception as err:
+        if ckpt.is_disk_full(err) and not isinstance(err, DiskFullError):
+            raise DiskFullError(_disk_full_message(run_dir, err)) from None
+        raise
     finally:
         run_dir.unlock()
         teardown_distributed()
@@ -160,6 +164,23 @@ def _resolve_resume(cfg: TrainConfig, run_dir: RunDir, env: DistEnv) -> TrainCon
     if restarts > 0 and not cfg.resume:
         return cfg.model_copy(update={"overwrite": True})  # the earlier attempt was this very run
     return cfg
+
+
+def _disk_full_message(run_dir: RunDir, err: BaseException, what: str | None = None) -> str:
+    """Which disk filled up, how much is left, and what was kept (one line)."""
+    import shutil
+
+    where = what or getattr(err, "filename", None) or run_dir.path
+    try:
+        usage = shutil.disk_usage(run_dir.path)
+        space = f"{usage.free / 1e6:.1f} MB free of {usage.total / 1e6:.1f} MB on the disk holding {run_dir.path}"
+    except OSError:
+        space = f"the disk holding {run_dir.path}"
+    last = ckpt.latest_checkpoint(run_dir.checkpoints)
+    kept = (f"the last good checkpoint is {last} (continue with --resume once there is space)" if last
+            else "no checkpoint was written yet")
+    return (f"disk full while writing {where} ({space}); training stopped, {kept}. "
+            "Free space, lower --keep-checkpoints, or use another --out")
 
 
 def _start_record(run: _Run) -> None:
@@ -320,8 +341,14 @@ def _save(run: _Run, state: _State, controller: BalanceController) -> None:
         "balance_trajectory": state.trajectory, "wall_time_s": _wall_s(state), "rates": _rates(run, state),
         "controller": controller.state_dict() if hasattr(controller, "state_dict") else {},
     }
-    ckpt.save_checkpoint(run.run_dir.checkpoints, state.step, run.model, payload,
-                         _weights_metadata(run, state), run.cfg.keep_checkpoints)
+    try:
+        ckpt.save_checkpoint(run.run_dir.checkpoints, state.step, run.model, payload,
+                             _weights_metadata(run, state), run.cfg.keep_checkpoints)
+    except Exception as err:
+        if ckpt.is_disk_full(err):
+            what = f"checkpoint {run.run_dir.checkpoints / ckpt.checkpoint_name(state.step)}"
+            raise DiskFullError(_disk_full_message(run.run_dir, err, what)) from None
+        raise
 
 
 def _global_samples(run: _Run, state: _State) -> dict[str, int]:
