@@ -67,7 +67,7 @@ def eval_command(
              "free space or check permissions, then evaluate again", code=1)
     if evaluation.logged_to is not None:  # else log_evaluation said "ingest later"
         console.print(f"logged run [bold]{evaluation.record.name}[/bold] as {evaluation.run_id} to "
-                      f"{evaluation.logged_to} (record: {evaluation.record_path})", highlight=False)
+                      f"{evaluation.logged_to} (record: {evaluation.record_path})", highlight=False, soft_wrap=True)
 
 
 def restore_command(

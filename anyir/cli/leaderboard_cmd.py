@@ -189,7 +189,8 @@ def ingest(
         err_console.print(f"[yellow]skipped:[/yellow] {escape(line)}", highlight=False, soft_wrap=True)
     flagged = f", {len(report.incomplete)} flagged INCOMPLETE" if report.incomplete else ""
     console.print(f"ingested into {target}: {len(report.added)} new, {len(report.updated)} updated, "
-                  f"{report.unchanged} unchanged{flagged}; {len(report.problems)} unreadable", highlight=False)
+                  f"{report.unchanged} unchanged{flagged}; {len(report.problems)} unreadable", highlight=False,
+                  soft_wrap=True)
     if report.problems:
         raise typer.Exit(1)
 

@@ -78,7 +78,9 @@ def _stderr(message: str) -> None:
 
 
 def _is_lock_error(exc: Exception) -> bool:
-    return "lock" in str(exc).lower()
+    """DuckDB's "Could not set lock on file ... Conflicting lock is held in ..." (not "block" in a damage report)."""
+    text = str(exc).lower()
+    return "could not set lock" in text or "conflicting lock" in text
 
 
 def lock_holder(message: str) -> str:
@@ -156,13 +158,14 @@ def connect(db_path: str | Path, read_only: bool = False, timeout_s: float | Non
             if not _is_lock_error(exc):
                 raise _unusable(db_path, exc) from None
             holder, waited = lock_holder(str(exc)), time.monotonic() - start
-            if waited + wait > timeout_s:
-                raise LeaderboardBusyError(
-                    f"leaderboard {db_path} stayed locked by {holder} for {waited:.0f} s; wait for that process "
-                    f"(a run, a notebook or an ingest using it) to finish or close it, then retry") from None
             if notify is not None and waited >= next_note:
                 notify(f"leaderboard {db_path} is locked by {holder}; waiting... ({waited:.0f} s of {timeout_s:.0f} s)")
                 next_note = waited + _NOTE_EVERY_S
+            if waited >= timeout_s:
+                raise LeaderboardBusyError(
+                    f"leaderboard {db_path} stayed locked by {holder} for {waited:.0f} s; wait for that process "
+                    f"(a run, a notebook or an ingest using it) to finish or close it, then retry") from None
+            wait = min(wait, max(timeout_s - waited, 0.001))  # never sleep past the deadline
             time.sleep(random.uniform(0, wait))  # full jitter: writers that collided spread out
             wait = min(wait * 2, _MAX_WAIT_S)
 
