@@ -142,7 +142,7 @@ def test_a_second_writer_is_refused_naming_the_holder(tiny_shards, tmp_path):
         wait_for(lambda: metrics.is_file() and len(metrics.read_text().splitlines()) >= 6, 180,
                  "the first run to log 6 steps", first, log)
         config = (out / "config.yaml").read_bytes()
-        for extra in (["--resume"], ["--overwrite"], []):
+        for extra in (["--resume"], ["--overwrite"]):
             second = subprocess.run([sys.executable, "-m", "anyir", "train", *args, "--steps", "20", *extra],
                                     cwd=tmp_path, capture_output=True, text=True, timeout=180,
                                     env={**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)})
