@@ -50,8 +50,32 @@ def setup_distributed(device: str = "auto", timeout_s: float = 600.0) -> DistEnv
         dev = torch.device("cpu")
     if launched and not dist.is_initialized():
         backend = "nccl" if use_cuda else "gloo"
-        dist.init_process_group(backend=backend, timeout=timedelta(seconds=timeout_s))
+        timeout = timedelta(seconds=timeout_s)
+        store = _attempt_store(rank, world, timeout)
+        if store is None:
+            dist.init_process_group(backend=backend, timeout=timeout)
+        else:
+            dist.init_process_group(backend=backend, store=store, rank=rank, world_size=world, timeout=timeout)
     return DistEnv(rank=rank, world_size=world, local_rank=local_rank, device=dev)
+
+
+def _attempt_store(rank: int, world: int, timeout: timedelta) -> dist.Store | None:
+    """Under torchrun, the rendezvous store with keys prefixed by the restart attempt.
+
+    torchrun (``--max-restarts``) keeps one store across restarts, so a restarted group would read
+    keys the failed attempt left, e.g. the gloo address of a killed rank, and try to connect to a
+    port nobody listens on (seen with torch 2.14: "Gloo connectFullMesh failed ... Connection
+    refused", or a hang). None outside torchrun (plain ``env://`` initialisation).
+    """
+    attempt = os.environ.get("TORCHELASTIC_RESTART_COUNT")
+    if attempt is None or "MASTER_ADDR" not in os.environ or "MASTER_PORT" not in os.environ:
+        return None
+    host, port = os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"])
+    if os.environ.get("TORCHELASTIC_USE_AGENT_STORE") == "True":  # the launcher hosts the store
+        store = dist.TCPStore(host, port, world, is_master=False, timeout=timeout)
+    else:
+        store = dist.TCPStore(host, port, world, is_master=rank == 0, timeout=timeout, multi_tenant=True)
+    return dist.PrefixStore(f"anyir/attempt-{attempt}", store)
 
 
 def teardown_distributed() -> None:

@@ -471,7 +471,7 @@ def _open_keys_log(run: _Run):
     """Per-rank file of ``step<TAB>task<TAB>key`` lines (debug: duplicate / coverage checks)."""
     path = run.run_dir.keys_log(run.env.rank)
     path.parent.mkdir(parents=True, exist_ok=True)
-    return open(path, "a" if run.cfg.resume else "w")
+    return open(path, "a" if run.cfg.resume else "w", buffering=1)  # line-buffered: a killed rank loses no line
 
 
 # ----------------------------------------------------------------------------- the end
