@@ -178,6 +178,10 @@ def _damage_is_one_line(db_path: Path) -> Iterator[None]:
     except duckdb.Error as exc:
         if is_corruption(exc):
             raise _unusable(db_path, exc) from None
+        if isinstance(exc, duckdb.IOException):  # e.g. no space left while writing it
+            first = str(exc).strip().splitlines()[0]
+            raise LeaderboardError(f"leaderboard {db_path} could not be read or written ({first}); free space "
+                                   "or check the disk, or pass another --db / --leaderboard") from None
         raise
 
 
