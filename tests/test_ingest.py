@@ -236,3 +236,21 @@ def test_a_leaderboard_on_a_network_file_system_is_not_written_directly(tiny_sha
     assert not db.exists() and len(find_eval_records([run])) == 1
     started = time.monotonic()
     assert ingest([run], db).added and time.monotonic() - started < 60  # ingest (on one machine) writes it
+
+
+def test_a_record_left_half_written_by_a_killed_writer_is_never_ingested_and_is_cleaned(tmp_path):
+    from test_leaderboard import fake_record, fake_report
+
+    from anyir.eval.record import write_eval_record
+
+    results = tmp_path / "run" / "results"
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    half = results / f".tmp-abc-{int(dead.stdout)}"  # a writer that died before its rename
+    half.mkdir(parents=True)
+    (half / "record.json").write_text("{\"format\": 1, \"run_id\": \"abc\"")  # cut short
+    assert find_eval_records([tmp_path]) == []
+    report = ingest([tmp_path], tmp_path / "lb.duckdb")
+    assert (report.found, report.problems) == (0, [])
+    written = write_eval_record(results, "xyz", fake_record("r").model_dump(mode="json"), fake_report())
+    assert not half.exists() and find_eval_records([tmp_path]) == [written.path]
+    assert ingest([tmp_path], tmp_path / "lb.duckdb").added == ["xyz"]

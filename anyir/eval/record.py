@@ -98,6 +98,7 @@ def write_eval_record(results_dir: str | Path, run_id: str, run: dict[str, Any],
     """Write ``results_dir/<run_id>/`` atomically (replacing an earlier record of the same id)."""
     results_dir = Path(results_dir)
     results_dir.mkdir(parents=True, exist_ok=True)
+    clean_stale(results_dir)
     final = results_dir / run_id
     tmp = results_dir / f".tmp-{run_id}-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
@@ -125,6 +126,28 @@ def write_eval_record(results_dir: str | Path, run_id: str, run: dict[str, Any],
         raise
     return EvalRecord(final, run_id, json.loads(text)["run"], json.loads(text)["eval"], results, images,
                       hashlib.sha256(text.encode("utf-8")).hexdigest())
+
+
+def clean_stale(results_dir: Path) -> list[Path]:
+    """Remove ``.tmp-*`` / ``.old-*`` folders that killed writers left (their pid, last in the name, is dead)."""
+    removed = []
+    for path in [*results_dir.glob(".tmp-*"), *results_dir.glob(".old-*")]:
+        pid = path.name.rsplit("-", 1)[-1]
+        if not pid.isdigit() or int(pid) == os.getpid() or _alive(int(pid)):
+            continue
+        shutil.rmtree(path, ignore_errors=True)
+        removed.append(path)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def record_digest(path: str | Path) -> str:

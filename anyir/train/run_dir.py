@@ -171,7 +171,8 @@ class RunDir:
     def clean_stale(self) -> list[Path]:
         """Remove temporary files and folders that killed processes left (``.tmp-*``, ``.old-*``)."""
         removed = []
-        for pattern in (".*.tmp-*", f"{CHECKPOINTS}/.tmp-*", f"{CHECKPOINTS}/.old-*", f"{CHECKPOINTS}/.*.tmp-*"):
+        for pattern in (".*.tmp-*", f"{CHECKPOINTS}/.tmp-*", f"{CHECKPOINTS}/.old-*", f"{CHECKPOINTS}/.*.tmp-*",
+                        f"{RESULTS}/.tmp-*", f"{RESULTS}/.old-*"):
             for path in self.path.glob(pattern):
                 pid = path.name.rsplit("-", 1)[-1]
                 if pid.isdigit() and int(pid) != os.getpid() and _alive(int(pid)):
