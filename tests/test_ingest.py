@@ -254,3 +254,8 @@ def test_a_record_left_half_written_by_a_killed_writer_is_never_ingested_and_is_
     written = write_eval_record(results, "xyz", fake_record("r").model_dump(mode="json"), fake_report())
     assert not half.exists() and find_eval_records([tmp_path]) == [written.path]
     assert ingest([tmp_path], tmp_path / "lb.duckdb").added == ["xyz"]
+    cell = write_eval_record(results, "sweep-1a2b/uniform-seed0", fake_record("c").model_dump(mode="json"),
+                             fake_report())  # sweep cells: a run id with a slash
+    assert cell.path.parent == results and "/" not in cell.path.name
+    assert ingest([tmp_path], tmp_path / "lb.duckdb").added == ["sweep-1a2b/uniform-seed0"]
+    assert ingest([tmp_path], tmp_path / "lb.duckdb").unchanged == 2

@@ -99,8 +99,9 @@ def write_eval_record(results_dir: str | Path, run_id: str, run: dict[str, Any],
     results_dir = Path(results_dir)
     results_dir.mkdir(parents=True, exist_ok=True)
     clean_stale(results_dir)
-    final = results_dir / run_id
-    tmp = results_dir / f".tmp-{run_id}-{os.getpid()}"
+    name = folder_name(run_id)
+    final = results_dir / name
+    tmp = results_dir / f".tmp-{name}-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
     info = evaluation_info(report)
@@ -114,7 +115,7 @@ def write_eval_record(results_dir: str | Path, run_id: str, run: dict[str, Any],
         _write_file(tmp / IMAGES_FILE, lambda f: images.to_parquet(f, index=False))
         _write_file(tmp / RECORD_FILE, lambda f: f.write(text.encode("utf-8")))  # last: marks it whole
         if final.exists():  # replace an earlier record of the same run id
-            old = results_dir / f".old-{run_id}-{os.getpid()}"
+            old = results_dir / f".old-{name}-{os.getpid()}"
             os.replace(final, old)
             os.replace(tmp, final)
             shutil.rmtree(old, ignore_errors=True)
@@ -126,6 +127,13 @@ def write_eval_record(results_dir: str | Path, run_id: str, run: dict[str, Any],
         raise
     return EvalRecord(final, run_id, json.loads(text)["run"], json.loads(text)["eval"], results, images,
                       hashlib.sha256(text.encode("utf-8")).hexdigest())
+
+
+def folder_name(run_id: str) -> str:
+    """The record folder's name: the run id itself when it is a plain name, else a safe spelling of it
+    plus a short hash (sweep cells have ids like ``sweep-1a2b/uniform-seed0``)."""
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in run_id).lstrip(".") or "run"
+    return safe if safe == run_id else f"{safe}-{hashlib.sha256(run_id.encode()).hexdigest()[:8]}"
 
 
 def clean_stale(results_dir: Path) -> list[Path]:
@@ -150,12 +158,14 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def record_digest(path: str | Path) -> str:
-    """sha256 of a record folder's ``record.json`` (cheap: tells whether a record changed)."""
+def peek_record(path: str | Path) -> tuple[str, str]:
+    """(run id, sha256 of ``record.json``) of a record folder, without reading its result tables."""
     try:
-        return hashlib.sha256((Path(path) / RECORD_FILE).read_bytes()).hexdigest()
-    except OSError as exc:
-        raise RecordError(f"{path}: cannot read {RECORD_FILE} ({exc.strerror or exc})") from None
+        raw = (Path(path) / RECORD_FILE).read_bytes()
+        return str(json.loads(raw)["run_id"]), hashlib.sha256(raw).hexdigest()
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise RecordError(f"{path}: unreadable {RECORD_FILE} ({type(exc).__name__}: {exc}); "
+                          "re-run `anyir eval` for this run") from None
 
 
 def read_eval_record(path: str | Path) -> EvalRecord:

@@ -16,7 +16,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from anyir.eval.record import EvalRecord, RecordError, find_eval_records, read_eval_record, record_digest
+from anyir.eval.record import EvalRecord, RecordError, find_eval_records, peek_record, read_eval_record
 from anyir.leaderboard.store import Notify, _stderr, connect, default_db_path, indexed_digests, log_records
 
 
@@ -60,7 +60,8 @@ def ingest(paths: Iterable[str | Path], db_path: str | Path | None = None, timeo
     report, changed = IngestReport(), []
     for folder in folders:
         try:
-            if known.get(folder.name) == record_digest(folder):
+            run_id, digest = peek_record(folder)
+            if known.get(run_id) == digest:
                 report.unchanged += 1
                 continue
             record = read_eval_record(folder)
