@@ -3,7 +3,7 @@ degradations, the default balance, shard size, encoding and seed.
 
     name: my_mix                      # [A-Za-z0-9_-]
     seed: 0                           # seeds crops, degradations and caps (with each sample key)
-    shard_size: 256                   # samples per tar
+    shard_size: 256                   # source samples per tar (with patches: each with all its patches)
     encoding: {format: npy, test_format: png, patch: null}   # train members raw .npy, test PNG
     default_balance: natural          # natural | uniform | temperature:T | promptir | task=w,...
     sources:                          # one entry per (dataset, task, split)
