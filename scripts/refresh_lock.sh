@@ -29,7 +29,7 @@ else
 fi
 export NO_ALBUMENTATIONS_UPDATE=1 HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 
-echo "== 1/3 resolve: $PIP_TOOLS in $WORK/tools"
+echo "== 1/3 resolve (${SECONDS}s): $PIP_TOOLS in $WORK/tools"
 "$PYTHON" -m venv "$WORK/tools"
 "$WORK/tools/bin/pip" install --quiet "$PIP_TOOLS"
 # The header names `make lock` as the command; index and find-links options are machine-local,
@@ -38,7 +38,7 @@ CUSTOM_COMPILE_COMMAND="make lock" "$WORK/tools/bin/pip-compile" --quiet --upgra
   --allow-unsafe --strip-extras --no-emit-index-url --no-emit-find-links --no-emit-trusted-host \
   --constraint scripts/lock_constraints.txt --output-file "$WORK/$LOCK" pyproject.toml
 
-echo "== 2/3 install the new lock into a fresh venv and run the tests"
+echo "== 2/3 install the new lock into a fresh venv and run the tests (${SECONDS}s)"
 "$PYTHON" -m venv "$WORK/venv"
 "$WORK/venv/bin/python" -m pip install --quiet -r "$WORK/$LOCK"
 "$WORK/venv/bin/python" -m pip install --quiet --no-deps --no-build-isolation -e .
@@ -46,7 +46,7 @@ echo "== 2/3 install the new lock into a fresh venv and run the tests"
 eval "set -- ${PYTEST_ARGS:-}"
 env -u PYTHONPATH "$WORK/venv/bin/python" -m pytest -q -p no:cacheprovider "$@"
 
-echo "== 3/3 tests passed: updating $LOCK"
+echo "== 3/3 tests passed: updating $LOCK (${SECONDS}s)"
 cp "$WORK/$LOCK" "$LOCK"
 git --no-pager diff --stat -- "$LOCK" || true
 echo "review with 'git diff $LOCK', then commit it"
