@@ -70,6 +70,12 @@ def _real_path(resource: Traversable) -> Path:
     return _extracted.enter_context(as_file(resource))
 
 
+def _name_parts(name: str) -> list[str] | None:
+    """``tracks/aio3`` -> ``["tracks", "aio3"]``; None for names that would leave the recipe folder."""
+    parts = [p for p in name.split("/") if p]
+    return None if any(p in (".", "..") or "\\" in p for p in parts) else parts
+
+
 def recipe_dir() -> Traversable:
     """The folder of shipped recipes (``data_recipes/`` in the repository)."""
     return _shipped_dir(RECIPES)
@@ -82,7 +88,9 @@ def shipped_recipes(subfolder: str = "") -> list[str]:
     ``["tracks/<name>", ...]`` (names keep the subfolder, so :func:`recipe_path` takes them back).
     """
     folder = recipe_dir()
-    parts = [p for p in subfolder.split("/") if p]
+    parts = _name_parts(subfolder)
+    if parts is None:
+        return []
     for part in parts:
         folder = folder.joinpath(part)
     if not folder.is_dir():
@@ -94,8 +102,8 @@ def shipped_recipes(subfolder: str = "") -> list[str]:
 
 def recipe_path(name: str) -> Path | None:
     """The shipped file for a recipe name (``demo``, ``tracks/<name>``), or None when none ships."""
-    parts = [p for p in name.split("/") if p]
-    if not parts or any(p in (".", "..") or "\\" in p for p in parts):
+    parts = _name_parts(name)
+    if not parts:
         return None
     resource = recipe_dir()
     for part in parts[:-1]:

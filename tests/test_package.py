@@ -106,6 +106,7 @@ def test_shipped_recipes_and_published_csv_are_found_in_process():
     assert "\nname: demo\n" in resources.recipe_path("demo").read_text(encoding="utf-8")
     assert resources.recipe_path("no_such_recipe") is None
     assert resources.recipe_path("../pyproject") is None  # names never leave the recipe folder
+    assert resources.shipped_recipes("..") == []
     assert resources.published_csv().read_text(encoding="utf-8").startswith("setting,method,")
 
 
