@@ -40,8 +40,8 @@ TASKS = [("denoise", {"name": "noise", "sigmas": [15, 25, 50]}), ("derain", {"na
 
 def build_bench_shards(out: Path, image_size: int, per_image: int) -> Path:
     """A five-task synthetic shard set of ``image_size`` px crops of scikit-image samples."""
+    from anyir.data.build import build_shards
     from anyir.data.recipe import validate_recipe
-    from anyir.data.shard_writer import build_shards
 
     sources = [{"name": f"bench_{task}", "task": task, "split": "train", "dataset": "bench", "kind": "synthetic",
                 "images": {"skimage": BENCH_IMAGES}, "crop": {"size": image_size, "per_image": per_image},

@@ -23,7 +23,7 @@ from PIL import Image
 from anyir.data import shard_writer
 from anyir.data.images import decode_image
 from anyir.data.recipe import load_recipe
-from anyir.data.shard_reader import iter_samples
+from anyir.data.samples import iter_samples
 
 
 def build_rate(workers: int, out: Path) -> tuple[float, int]:

@@ -38,8 +38,8 @@ def parse_args() -> argparse.Namespace:
 
 def build_demo_shards(folder: Path) -> tuple[Path, float]:
     """Build the demo recipe into ``folder``; return (shard dir, seconds)."""
+    from anyir.data.build import build_shards
     from anyir.data.recipe import load_recipe
-    from anyir.data.shard_writer import build_shards
 
     start = time.perf_counter()
     build_shards(load_recipe("demo"), folder, workers=max(1, min(8, (os.cpu_count() or 2) - 1)), progress=False)

@@ -18,6 +18,15 @@ degradations, the default balance, shard size, encoding and seed.
         max_samples: null             # cap: a fixed key-seeded subset
         crop: null                    # {size, per_image, mode: random|center}: fixed crops per image
         degradation: null             # for clean-only inputs: {name: noise|rain|haze|blur|lowlight|compose, ...}
+        optional: false               # true: the build goes on when this source finds nothing
+
+A source that finds no inputs (wrong root, empty folder) fails the build before any image is
+encoded, naming the source and the reason (with a "did you mean" for a mistyped or misplaced
+folder); mark it ``optional: true`` for a dataset you may not have downloaded. ``optional`` never
+changes a sample, so it is not part of the recipe hash. A layout source reads only the folders its
+layout names; any other folder under its root is listed as a note ("ignored folder"), and the
+variant that matched is recorded per source. Folder layouts, pairing rules and where each root must
+point: docs/datasets.md.
 
 Top-level keys starting with ``x-`` are ignored (a place for YAML anchors). Paths may use
 ``${data_root}``, filled from ``--data-root`` or the ``ANYIR_DATA_ROOT`` environment variable;

@@ -7,11 +7,13 @@ the rows hold clean images only, and the source's ``degradation`` makes the degr
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from pydantic import model_validator
 
-from anyir.data.sources.base import Rejection, Resolver, ScanResult, SourceBase, expand_clean, expand_pair
+from anyir.data.sources.base import Resolver, ScanResult, SourceBase, expand_clean, expand_pair
+from anyir.data.sources.paths import folder_not_found
 
 if TYPE_CHECKING:  # datasets is slow to import; only load it when a hf source is scanned
     import datasets
@@ -39,18 +41,24 @@ class HFSource(SourceBase):
 
     def scan(self, resolve: Resolver) -> ScanResult:
         """One item per row (times crops / sigmas); a missing column or dataset is a rejection."""
-        result = ScanResult()
         location = str(resolve(self.path)) if self.path else self.hub
         kind = "hf" if self.path else "hfhub"
+        how = f"save_to_disk folder {self.path}" if self.path else f"hub dataset {self.hub}"
+        degraded = self.lq_column or f"synthetic {self.degradation.name}"
+        result = self.new_result(f"hf {how} [{self.hf_split}]: {self.gt_column} vs {degraded}")
+        if self.path and not Path(location).exists():
+            reason = folder_not_found(Path(location), "a Dataset.save_to_disk folder")
+            result.rejections.append(self.reject(location, reason))
+            return result
         try:
             ds = open_dataset(kind, location, self.hf_split)
         except Exception as exc:
-            result.rejections.append(self._reject(location, f"cannot open dataset ({type(exc).__name__}: {exc})"))
+            result.rejections.append(self.reject(location, f"cannot open dataset ({type(exc).__name__}: {exc})"))
             return result
         wanted = [c for c in (self.gt_column, self.lq_column, self.key_column) if c]
         missing = [c for c in wanted if c not in ds.column_names]
         if missing:
-            result.rejections.append(self._reject(location, f"columns {missing} not found; the dataset has "
+            result.rejections.append(self.reject(location, f"columns {missing} not found; the dataset has "
                                                   f"{ds.column_names}: set gt_column/lq_column/key_column"))
             return result
         keys = ds[self.key_column] if self.key_column else [f"{i:07d}" for i in range(len(ds))]
@@ -64,9 +72,6 @@ class HFSource(SourceBase):
                 files["lq"] = f"{location}[{row}].{self.lq_column}"
                 result.items += expand_pair(self, gt, lq, str(key), files)
         return result
-
-    def _reject(self, file: str, reason: str) -> Rejection:
-        return Rejection(self.name, self.task, self.split, file, reason)
 
 
 def open_dataset(kind: str, location: str, split: str) -> datasets.Dataset:
