@@ -142,7 +142,7 @@ def test_installed_wheel_finds_its_files_from_an_empty_folder(target, tmp_path):
 def test_editable_install_reads_the_checkout_files(source_copy, tmp_path):
     prefix = tmp_path / "prefix"
     run([sys.executable, "-m", "pip", "install", "--no-deps", "--no-build-isolation", "--disable-pip-version-check",
-         "-q", "--prefix", str(prefix), "-e", str(source_copy)], cwd=tmp_path, env=clean_env())
+         "-q", "--ignore-installed", "--prefix", str(prefix), "-e", str(source_copy)], cwd=tmp_path, env=clean_env())
     (site,) = prefix.glob("lib/python*/site-packages")
     empty = tmp_path / "empty"
     empty.mkdir()
