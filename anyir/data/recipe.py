@@ -54,9 +54,10 @@ from pydantic import (
     model_validator,
 )
 
+from anyir import resources
 from anyir.data.sources import Source
 
-RECIPE_DIR = Path(__file__).resolve().parents[2] / "data_recipes"
+RECIPE_DIR = resources.recipe_dir()  # data_recipes/ (package data when installed from a wheel)
 DATA_ROOT_ENV = "ANYIR_DATA_ROOT"
 
 
@@ -182,7 +183,7 @@ class Recipe(BaseModel):
 
 def available_recipes() -> list[str]:
     """Names of the recipes shipped in ``data_recipes/``."""
-    return sorted(p.stem for p in RECIPE_DIR.glob("*.yaml"))
+    return resources.shipped_recipes()
 
 
 def find_recipe(path_or_name: str | Path) -> Path:
@@ -190,8 +191,8 @@ def find_recipe(path_or_name: str | Path) -> Path:
     path = Path(path_or_name)
     if path.is_file():
         return path
-    shipped = RECIPE_DIR / f"{path_or_name}.yaml"
-    if shipped.is_file():
+    shipped = resources.recipe_path(str(path_or_name))
+    if shipped is not None:
         return shipped
     raise RecipeError(f"recipe {str(path_or_name)!r}: no such file and no shipped recipe of that name; "
                       f"shipped recipes: {', '.join(available_recipes())}")
