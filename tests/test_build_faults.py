@@ -154,8 +154,8 @@ def test_verify_checks_counts_and_keys_not_only_bytes(tiny_shards, tmp_path):
 
     def drop_one(m):  # a consistent edit: 5 -> 4 samples everywhere; bytes and sha256 untouched
         ts = m["splits"]["train"]["dehaze"]
-        ts["samples"], ts["datasets"] = 4, {"tiny": 4}
-        ts["shards"][0]["samples"] = 4
+        ts["samples"], ts["items"], ts["datasets"] = 4, 4, {"tiny": 4}
+        ts["shards"][0]["samples"] = ts["shards"][0]["items"] = 4
 
     _edit_manifest(shards, drop_one)
     load_manifest(shards)  # valid on its face
