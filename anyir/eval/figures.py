@@ -114,8 +114,8 @@ def restoration_figure(rows: Sequence[GridRow], title: str | None = None) -> Fig
             ax.set_xticks([])
             ax.set_yticks([])
         ax_row[0].set_ylabel(f"{row.task} / {row.column}\n{row.key}", fontsize=7)
-    fig.suptitle(title or "test images: degraded / restored / clean (PSNR / SSIM as the leaderboard scores them)",
-                 fontsize=10)
+    what = "degraded / restored / clean test images (PSNR / SSIM as the leaderboard scores them)"
+    fig.suptitle(f"{title}: {what}" if title else what, fontsize=10)
     return fig
 
 
@@ -180,11 +180,13 @@ def balance_figure(points: pd.DataFrame) -> Figure:
     fig = Figure(figsize=(2.8 * len(tasks), 3.2), dpi=GRID_DPI, layout="constrained")
     axes = fig.subplots(1, len(tasks), squeeze=False)[0]
     colours = {g: f"C{i % 10}" for i, g in enumerate(groups)}
+    right = min(1.0, 1.25 * float(stats["weight"].max()))  # one weight axis for all panels, from 0
     for ax, task in zip(axes, tasks, strict=True):
         for r in stats[stats["task"] == task].itertuples():
             label = f"{r.group} (n={r.n})" if r.n > 1 else r.group
             ax.errorbar(r.weight, r.psnr, yerr=0.0 if np.isnan(r.sd) else r.sd, fmt="o", capsize=3,
                         color=colours[r.group], label=label)
+        ax.set_xlim(0.0, right)
         ax.set_title(task, fontsize=9)
         ax.set_xlabel("weight in the mixture", fontsize=8)
         ax.tick_params(labelsize=7)
