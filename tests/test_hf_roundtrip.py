@@ -121,3 +121,19 @@ def test_a_damaged_shard_fails_the_export_in_one_line(tiny_shards, tmp_path):
                                       "--split", "test"])
     assert result.exit_code == 1 and "nothing was written" in result.output
     assert not (tmp_path / "out").exists() and sorted(p.name for p in tmp_path.iterdir()) == ["shards"]
+
+
+def test_the_docs_section_matches_the_code():
+    import re
+    from pathlib import Path
+
+    import yaml
+
+    text = (Path(__file__).resolve().parents[1] / "docs" / "datasets.md").read_text(encoding="utf-8")
+    section = text.split("## Hugging Face datasets, both directions", 1)[1]
+    blocks = re.findall(r"```yaml\n(.*?)```", section, re.DOTALL)
+    assert len(blocks) == 2
+    for block in blocks:  # each example is a valid source
+        validate_recipe({"name": "doc", "sources": yaml.safe_load(block)})
+    first_cells = [line.split("|")[1] for line in section.splitlines() if line.startswith("| `")]
+    assert tuple(re.findall(r"`(\w+)`", " ".join(first_cells))) == COLUMNS  # the column table
