@@ -154,7 +154,8 @@ def gain_figure(gains: pd.DataFrame, runs: Sequence[str] | None = None, metric: 
         values = np.array([part.get(c, np.nan) for c in columns], dtype=float)
         colour = [("tab:green" if v > 0 else "tab:red") for v in values] if len(runs) == 1 else None
         bars = ax.bar(x + (i - (len(runs) - 1) / 2) * width, values, width, label=run, color=colour)
-        ax.bar_label(bars, fmt="%+.2f", fontsize=7, padding=2)
+        if len(runs) <= 2:  # more labels than that overlap
+            ax.bar_label(bars, fmt="%+.2f", fontsize=7, padding=2)
     ax.axhline(0.0, color="black", linewidth=0.8)
     ax.set_xticks(x, [f"{t}\n{d}" for t, d in columns], fontsize=8)
     ax.set_ylabel(f"{metric.upper()} gain over the input" + (" (dB)" if metric == "psnr" else ""))
