@@ -85,7 +85,8 @@ def test_notebook_shows_restored_images_after_a_real_quickstart(tmp_path, monkey
 
 
 def _build_leaderboard(db: Path, run_dir: Path, shards: Path) -> None:
-    """A pico run, the input baseline, and a two-cell balance sweep (two seeds of one cell)."""
+    """A pico run, the input baseline, and a balance sweep: uniform, denoise-heavy (two seeds), adaptive
+    (weights that moved from uniform to denoise-heavy)."""
     from test_eval_cli import make_run_dir
 
     from anyir.eval.evaluate import evaluate, evaluate_run_dir
@@ -102,6 +103,11 @@ def _build_leaderboard(db: Path, run_dir: Path, shards: Path) -> None:
         record = RunRecord.from_run_dir(run_dir, name=f"sweep-{spec}-{seed}", sweep_id="sw-notebook")
         log_run(db, record.model_copy(update={"run_id": f"sw-notebook/{spec}/{seed}", "seed": seed,
                                               "balance": {"spec": spec, "weights": weights}}), report)
+    uniform = {t: 1 / len(tasks) for t in tasks}
+    record = RunRecord.from_run_dir(run_dir, name="sweep-adaptive-0", sweep_id="sw-notebook")
+    log_run(db, record.model_copy(update={"run_id": "sw-notebook/adaptive/0", "seed": 0,
+                                          "balance": {"spec": "adaptive", "weights": weights},
+                                          "balance_trajectory": [(0, uniform), (10, weights)]}), report)
 
 
 @pytest.mark.slow
@@ -110,7 +116,7 @@ def test_notebook_draws_sweeps_and_several_runs(tmp_path, monkeypatch, tiny_shar
     _build_leaderboard(db, tmp_path / "runs" / "pico-run", tiny_shards)
     notebook = _execute(NOTEBOOK.parent, monkeypatch, db)  # cwd: the real notebooks folder, not tmp_path
     text = _all_text(notebook)
-    assert "5 local" in text and "pico-run" in text
+    assert "6 local" in text and "pico-run" in text
     assert NOTHING_TO_SHOW not in text and "no sweep runs yet" not in text
     assert "no run has an `input` baseline" not in text
     gains = _cell(notebook, "gain_figure(")
@@ -119,6 +125,8 @@ def test_notebook_draws_sweeps_and_several_runs(tmp_path, monkeypatch, tiny_shar
     balance = _cell(notebook, "balance_figure(")
     assert _images(balance) == 1 and "every task has one weight" not in _text(balance)
     assert _images(_cell(notebook, "aggregate_sweep(")) == 1
+    trajectories = _cell(notebook, "moving = trajectory")
+    assert _images(trajectories) == 1 and "no run changed its weights" not in _text(trajectories)
 
 
 def test_notebook_tolerates_a_missing_database(tmp_path, monkeypatch):
