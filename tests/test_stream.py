@@ -385,3 +385,76 @@ def test_each_local_shard_is_hashed_once_per_run_not_per_worker_generation(tiny_
     finally:
         reader_module._hash_mapped = real
     assert calls == []
+
+
+# ---------------------------------------------------------------------------- the per-sample path
+
+
+def _coords(h: int, w: int):
+    """An image whose pixels name their position (row, col, row+col), so a crop shows where it came from."""
+    import numpy as np
+
+    rows, cols = np.mgrid[0:h, 0:w]
+    return np.stack([rows, cols, (rows * 7 + cols) % 256], axis=-1).astype(np.uint8)
+
+
+def _locate(crop, h: int, w: int):
+    """(top, left, hflip, vflip) of a crop of _coords(h, w)."""
+    rows, cols = crop[:, :, 0].astype(int), crop[:, :, 1].astype(int)
+    vflip, hflip = rows[0, 0] > rows[-1, 0], cols[0, 0] > cols[0, -1]
+    return int(rows.min()), int(cols.min()), bool(hflip), bool(vflip)
+
+
+@pytest.mark.parametrize("engine", ["numpy", "albumentations"])
+def test_paired_augment_takes_one_window_and_the_same_flips_for_both_images(engine):
+    import numpy as np
+
+    from anyir.data.augment import PairedAugment
+
+    h, w, c = 60, 90, 32
+    gt = _coords(h, w)
+    lq = 255 - gt
+    gt.flags.writeable = lq.flags.writeable = False  # shard views are read-only
+    aug = PairedAugment(c, engine=engine)
+    seen = set()
+    for i in range(200):
+        lq_crop, gt_crop = aug(gt, lq, None, 0, 0, "key", i)
+        assert gt_crop.shape == lq_crop.shape == (c, c, 3) and gt_crop.flags.c_contiguous and gt_crop.flags.writeable
+        np.testing.assert_array_equal(lq_crop, 255 - gt_crop)  # same window, same flips
+        top, left, hflip, vflip = _locate(gt_crop, h, w)
+        window = gt[top:top + c, left:left + c]
+        window = window[::-1] if vflip else window
+        np.testing.assert_array_equal(gt_crop, window[:, ::-1] if hflip else window)
+        seen.add((top, left, hflip, vflip))
+        again = aug(gt, lq, None, 0, 0, "key", i)
+        assert (again[1] == gt_crop).all()  # the same seed parts give the same crop and flips
+    tops, lefts = {s[0] for s in seen}, {s[1] for s in seen}
+    assert {(s[2], s[3]) for s in seen} == {(False, False), (False, True), (True, False), (True, True)}
+    assert min(tops) <= 2 and max(tops) >= h - c - 2 and min(lefts) <= 2 and max(lefts) >= w - c - 2
+
+
+def test_numpy_engine_pads_small_images_by_reflection_like_opencv():
+    import cv2
+    import numpy as np
+
+    from anyir.data.augment import PairedAugment, reflect_pad
+
+    small = np.random.default_rng(0).integers(0, 256, (20, 27, 3), dtype=np.uint8)
+    expected = cv2.copyMakeBorder(small, 6, 6, 2, 3, cv2.BORDER_REFLECT_101)
+    np.testing.assert_array_equal(reflect_pad(small, 32), expected)
+    lq, gt = PairedAugment(32, flips=False)(small, small, None, 1)
+    np.testing.assert_array_equal(gt, expected) and np.testing.assert_array_equal(lq, expected)
+
+
+def test_online_noise_is_added_to_the_gt_crop_and_seeded():
+    import numpy as np
+
+    from anyir.data.augment import PairedAugment
+
+    gt = np.full((50, 50, 3), 128, np.uint8)
+    aug = PairedAugment(16)
+    lq, crop = aug(gt, None, 25.0, 0, 1, "k", 3)
+    assert (crop == 128).all() and 15 < float(np.std(lq.astype(float))) < 35
+    assert (aug(gt, None, 25.0, 0, 1, "k", 3)[0] == lq).all() and not (aug(gt, None, 25.0, 0, 1, "k", 4)[0] == lq).all()
+    with pytest.raises(ValueError, match="online noise sigma"):
+        aug(gt, None, None, 0)

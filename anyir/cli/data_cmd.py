@@ -139,6 +139,32 @@ def verify(
                   "(bytes, sha256, sample count, keys, task/split)")
 
 
+@shards_app.command("to-hf")
+def to_hf(
+    shard_dir: Path = typer.Argument(..., help="A shard set folder (holds manifest.json)."),
+    out: Path = typer.Argument(..., help="Folder to write the Hugging Face DatasetDict to (save_to_disk)."),
+    split: list[str] = typer.Option(None, "--split", help="Export only this split (repeatable); default: all."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace OUT if it exists."),
+) -> None:
+    """Export a shard set as a Hugging Face DatasetDict: one split per shard-set split, columns key,
+    task, split, dataset, gt/lq (Image, PNG), online_noise_sigma, meta (JSON). See docs/datasets.md.
+
+    Example: anyir shards to-hf shards/demo exports/demo_hf
+    """
+    from anyir.data.hf_export import export_hf
+    from anyir.data.reader import ShardError
+
+    try:
+        rows = export_hf(shard_dir, out, splits=split or None, overwrite=overwrite)
+    except (FileExistsError, ValueError) as exc:  # ManifestError is a ValueError
+        fail(str(exc))
+    except ShardError as exc:
+        fail(f"{exc}; nothing was written to {out}", code=1)
+    counts = ", ".join(f"{name}: {n}" for name, n in rows.items())
+    console.print(f"[green]ok[/green]: wrote {escape(str(out))} ({counts} rows); "
+                  f"read it with datasets.load_from_disk({escape(repr(str(out)))})", highlight=False)
+
+
 @mix_app.command("plan")
 def plan(
     source: str = typer.Argument(..., help="A shard set folder, or a recipe file/name (scanned, no images read)."),

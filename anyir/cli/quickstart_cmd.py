@@ -2,7 +2,8 @@
 
 recipe (the shipped ``demo`` recipe) -> shards (reused when the recipe is unchanged) -> train a small
 AnyIR on CPU (GPU when present) -> evaluate every task on held-out images -> log the run and the
-degraded input (the ``input`` baseline) to the DuckDB leaderboard -> print the per-task gain table.
+degraded input (the ``input`` baseline) to the DuckDB leaderboard -> print the per-task gain table and
+write ``restored_grid.png`` (degraded / restored / clean per task) into the run folder.
 Each invocation adds a new run (named by its start time); shards and the venv are reused. The
 settings are ``anyir.pipeline.DEMO``.
 """
@@ -98,8 +99,11 @@ def quickstart(
     Example: ``anyir quickstart`` (what ``make demo`` runs), or ``anyir quickstart --steps 200`` for a
     faster, weaker look. A second call reuses the shards and adds a second run to the leaderboard.
     """
+    from anyir.eval.checkpoint import load_checkpoint
+    from anyir.eval.figures import restoration_grid
     from anyir.leaderboard.store import default_db_path
     from anyir.pipeline import DEMO, DEMO_RECIPE, ensure_shards, evaluate_and_log, train_run
+    from anyir.train.run_dir import RunDir
 
     start = time.perf_counter()
     db = leaderboard or default_db_path()
@@ -121,7 +125,9 @@ def quickstart(
     console.print(gain_table(model.report.to_frame(), baseline.report.to_frame(), paper_numbers(db)))
     console.print("[dim]PSNR dB / SSIM. * paper: published AnyIR-T / PromptIR on the REAL benchmark in "
                   "'paper column' (seed paper Tables 1-2): different data, shown for scale only.[/]")
-    console.print(f"shards      {shards}/manifest.json\ncheckpoint  {run_dir}/model.safetensors\n"
+    grid = restoration_grid(load_checkpoint(run_dir), shards, RunDir(run_dir).grid, title=f"run {name}")
+    console.print(f"grid        {grid}  (degraded / restored / clean, one row per task)\n"
+                  f"shards      {shards}/manifest.json\ncheckpoint  {run_dir}/model.safetensors\n"
                   f"leaderboard {db}  (anyir leaderboard show --setting demo)\n"
                   f"notebook    notebooks/leaderboard.ipynb\n"
                   f"total wall time {time.perf_counter() - start:.0f} s")

@@ -150,16 +150,20 @@ def check_scan(recipe: Recipe, scan: RecipeScan, strict: bool) -> None:
 
 
 def plan_shards(items: list[WorkItem], recipe: Recipe, out_dir: Path) -> list[ShardJob]:
-    """Group items per (task, split) and cut them into shards of ``recipe.shard_size``."""
+    """Group items per (task, split) and cut them into shards of ``recipe.shard_size`` items (with
+    patches, a shard holds that many source samples, each with all its patches)."""
     groups: dict[tuple[str, str], list[WorkItem]] = {}
     for item in items:
         groups.setdefault((item.task, item.split), []).append(item)
     jobs = []
+    encoding = recipe.encoding
     for (task, split), group in sorted(groups.items()):
+        patch = encoding.patch_for(split)
         for index, start in enumerate(range(0, len(group), recipe.shard_size)):
             chunk = tuple(group[start : start + recipe.shard_size])
-            jobs.append(ShardJob(task, split, index, chunk, recipe.seed, recipe.encoding.format,
-                                 recipe.encoding.compress_level, str(out_dir)))
+            jobs.append(ShardJob(task, split, index, chunk, recipe.seed, encoding.image_format(split),
+                                 encoding.compress_level, str(out_dir),
+                                 None if patch is None else (patch.size, patch.stride)))
     return jobs
 
 
@@ -249,9 +253,10 @@ def assemble_manifest(recipe: Recipe, scan: RecipeScan, results: list[ShardResul
     for task, split in sorted({(r.job.task, r.job.split) for r in results if r.info is not None}):
         mine = [r for r in results if (r.job.task, r.job.split) == (task, split)]
         datasets = sum((r.datasets for r in mine), Counter())
+        shards = [r.info for r in mine if r.info is not None]
         splits.setdefault(split, {})[task] = TaskSplit(
-            samples=sum(datasets.values()), datasets=dict(sorted(datasets.items())),
-            shards=[r.info for r in mine if r.info is not None])
+            samples=sum(s.samples for s in shards), items=sum(datasets.values()),
+            datasets=dict(sorted(datasets.items())), shards=shards)
     written = sum((r.sources for r in results), Counter())
     encode_rejections = Counter(r.source for r in dedupe_rejections(x for res in results for x in res.rejections))
     sources = {s.name: SourceReport(kind=s.kind, task=s.task, split=s.split, variant=s.variant, items=s.items,

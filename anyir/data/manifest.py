@@ -30,21 +30,40 @@ class ManifestError(ValueError):
 
 
 class ShardInfo(BaseModel):
-    """One tar file: ``path`` relative to the shard set folder."""
+    """One tar file: ``path`` relative to the shard set folder.
+
+    ``samples`` counts the samples in the tar (patches, when train images are cut into patches);
+    ``items`` the source samples they come from (equal without patches; absent in sets built before
+    patches existed, meaning equal). Mixtures and balances count items (anyir.data.patches).
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
     path: str = Field(pattern=SHARD_PATH)
     samples: int = Field(ge=1)
+    items: int | None = Field(default=None, ge=1, description="source samples (<= samples)")
     bytes: int = Field(ge=1)
     sha256: str = Field(pattern=HEX64)
     keys_sha256: str = Field(pattern=HEX64, description="sha256 of the sample keys in tar order, one per line")
 
+    @model_validator(mode="after")
+    def _items_fit(self) -> ShardInfo:
+        if self.items is not None and self.items > self.samples:
+            raise ValueError(f"{self.path}: items={self.items} > samples={self.samples}")
+        return self
+
+    @property
+    def source_samples(self) -> int:
+        """Source samples (items) in the tar: what mixtures count."""
+        return self.samples if self.items is None else self.items
+
 
 class TaskSplit(BaseModel):
-    """The samples of one task in one split."""
+    """The samples of one task in one split: ``samples`` in the tars (patches included), ``items``
+    source samples (absent: equal to samples); ``datasets`` counts source samples per dataset."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
     samples: int = Field(ge=1)
+    items: int | None = Field(default=None, ge=1)
     datasets: dict[str, int] = Field(default_factory=dict)
     shards: list[ShardInfo] = Field(min_length=1)
 
@@ -53,9 +72,17 @@ class TaskSplit(BaseModel):
         in_shards = sum(s.samples for s in self.shards)
         if in_shards != self.samples:
             raise ValueError(f"samples={self.samples} but its shards hold {in_shards}")
-        if self.datasets and (sum(self.datasets.values()) != self.samples or min(self.datasets.values()) < 1):
-            raise ValueError(f"datasets {self.datasets} must be >= 1 each and add up to samples={self.samples}")
+        items = sum(s.source_samples for s in self.shards)
+        if self.items is not None and self.items != items:
+            raise ValueError(f"items={self.items} but its shards hold {items}")
+        if self.datasets and (sum(self.datasets.values()) != items or min(self.datasets.values()) < 1):
+            raise ValueError(f"datasets {self.datasets} must be >= 1 each and add up to the source samples ({items})")
         return self
+
+    @property
+    def source_samples(self) -> int:
+        """Source samples (items): the unit of balances, epochs and mixture counts."""
+        return sum(s.source_samples for s in self.shards)
 
 
 class RejectionRecord(BaseModel):
@@ -125,8 +152,9 @@ class Manifest(BaseModel):
         return sorted(self.splits.get(split, {}))
 
     def counts(self, split: str) -> dict[str, int]:
-        """Samples per task in ``split``."""
-        return {t: self.splits[split][t].samples for t in self.tasks(split)}
+        """Source samples (items) per task in ``split``: what balances and epochs count. Equal to
+        the samples in the tars unless train images were cut into patches."""
+        return {t: self.splits[split][t].source_samples for t in self.tasks(split)}
 
     def shards(self, task: str, split: str) -> list[ShardInfo]:
         """Shard files of one task and split. Raises ManifestError for an unknown task/split."""

@@ -31,7 +31,11 @@ class Sample:
 
 
 def decode_pair(raw: RawSample) -> tuple[np.ndarray, np.ndarray | None]:
-    """(gt, lq or None) of a raw sample; ValueError (or ImageReadError) naming the shard and key."""
+    """(gt, lq or None) of a raw sample; ValueError (or ImageReadError) naming the shard and key.
+
+    ``npy`` members come back as read-only views of the shard's bytes (the training hot path:
+    no copy); :func:`decode_sample` gives arrays of their own.
+    """
     where = f"{raw.shard}:{raw.key}"
     online = raw.meta.get("online_noise_sigma") is not None
     gt_member, lq_member = raw.image("gt"), raw.image("lq")
@@ -47,8 +51,10 @@ def decode_pair(raw: RawSample) -> tuple[np.ndarray, np.ndarray | None]:
 
 
 def decode_sample(raw: RawSample) -> Sample:
-    """The decoded :class:`Sample` of a raw one."""
+    """The decoded :class:`Sample` of a raw one, with arrays of its own (writable, not views of the shard)."""
     gt, lq = decode_pair(raw)
+    gt = gt if gt.flags.writeable else gt.copy()
+    lq = lq if lq is None or lq.flags.writeable else lq.copy()
     return Sample(key=raw.key, task=raw.meta["task"], split=raw.meta["split"], dataset=raw.meta["dataset"],
                   meta=raw.meta, gt=gt, lq=lq)
 

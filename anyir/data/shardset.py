@@ -34,6 +34,12 @@ class ShardRef:
     bytes: int
     sha256: str
     keys_sha256: str
+    items: int | None = None  # source samples, when train images were cut into patches (None: = samples)
+
+    @property
+    def source_samples(self) -> int:
+        """Source samples (items) in the tar: the unit the stream's mixtures count."""
+        return self.samples if self.items is None else self.items
 
     @property
     def remote(self) -> bool:
@@ -89,7 +95,7 @@ class ShardSet:
         if task is not None and task not in self.manifest.tasks(split):
             raise ManifestError(f"{self.root}: no task {task!r} in split {split!r}; "
                                 f"available: {self.manifest.tasks(split)}")
-        return [ShardRef(self.url(s.path), s.path, t, split, s.samples, s.bytes, s.sha256, s.keys_sha256)
+        return [ShardRef(self.url(s.path), s.path, t, split, s.samples, s.bytes, s.sha256, s.keys_sha256, s.items)
                 for t in tasks for s in self.manifest.shards(t, split)]
 
 
@@ -108,8 +114,8 @@ class TaskShards:
 
     @property
     def sizes(self) -> tuple[int, ...]:
-        """Samples per shard, in ``refs`` order."""
-        return tuple(r.samples for r in self.refs)
+        """Source samples (items) per shard, in ``refs`` order: what the stream's plan counts."""
+        return tuple(r.source_samples for r in self.refs)
 
 
 def merge_tasks(sets: list[ShardSet], split: str) -> dict[str, TaskShards]:

@@ -26,6 +26,13 @@ Guarantees (see :mod:`anyir.data.mixture` for the plan):
   a :class:`ShardSkippedWarning`, recorded in ``skipped_shards`` (with the reason), and its
   samples are replaced by other samples of the same task (counted in ``replaced_samples``), so
   counts stay exact; with ``strict_shards=True`` the stream raises instead.
+* Counts are in source samples. When the train images were cut into patches at build time
+  (recipe ``encoding.patch``), the plan, the weights and the default epoch count *items* (one
+  photo pair, one noise sigma of one clean image) and each visit of an item reads one of its
+  patches, drawn from (seed, epoch, task, position): an epoch still visits each source sample
+  once on average (:mod:`anyir.data.patches`). A crop larger than the patches is refused.
+* Cheap samples: with ``npy`` members a sample is a view of the mapped tar, cropped and flipped
+  with numpy (:mod:`anyir.data.augment`): its cost depends on the crop, not on the photo.
 * Safe decoding: only ``json`` and ``gt``/``lq`` image members are ever read; any other member
   (``.pyd``, ``.pickle``, ``.pth``) is ignored. No webdataset decoder is used.
 
@@ -57,9 +64,10 @@ from anyir.data.augment import PairedAugment, to_batch
 from anyir.data.balance import resolve_weights
 from anyir.data.images import ImageReadError
 from anyir.data.mixture import Segment, TaskOrder, allocate_ranges, plan_epoch
-from anyir.data.reader import RawSample, RetryPolicy, ShardError, ShardReader
+from anyir.data.patches import choose_patch, item_ranges, max_full_coverage_crop
+from anyir.data.reader import RawSample, RetryPolicy, Shard, ShardCorrupt, ShardError, ShardReader
 from anyir.data.samples import decode_pair
-from anyir.data.shardset import ShardSet, TaskShards, as_shard_set, merge_tasks
+from anyir.data.shardset import ShardRef, ShardSet, TaskShards, as_shard_set, merge_tasks
 from anyir.degrade.seeding import rng_from_key
 
 
@@ -129,6 +137,22 @@ def _check_int(name: str, value: int, minimum: int) -> None:
         raise ValueError(f"{name}={value!r}: must be an integer >= {minimum}")
 
 
+def check_crop_fits_patches(shard_set: ShardSet, crop: int) -> None:
+    """A crop larger than the set's train patches fails here (padding every sample with reflections
+    would train on made-up borders); one that leaves crop positions unreachable warns."""
+    patch = shard_set.manifest.encoding.get("patch")
+    if not isinstance(patch, Mapping):
+        return
+    size, stride = int(patch["size"]), int(patch["stride"])
+    if crop > size:
+        raise ValueError(f"crop={crop} is larger than the {size} px train patches of {shard_set.root}; "
+                         f"use crop <= {size} or rebuild the shards with a larger encoding.patch.size")
+    if crop > max_full_coverage_crop(size, stride):
+        warnings.warn(f"crop={crop} with {size} px patches at stride {stride} ({shard_set.root}): crops that "
+                      f"straddle two patches cannot be drawn; crops up to {max_full_coverage_crop(size, stride)} px "
+                      "reach every position", UserWarning, stacklevel=3)
+
+
 def _open_sets(shards: ShardSet | str | Path | Sequence[ShardSet | str | Path],
                url_prefix: str | Sequence[str | None] | None) -> list[ShardSet]:
     items = [shards] if isinstance(shards, (ShardSet, str, Path)) else list(shards)
@@ -195,7 +219,10 @@ class MixtureStream(IterableDataset):
             raise ValueError(f"samples_per_epoch={wanted} is less than one global batch "
                              f"(batch_size {batch_size} x world_size {world_size}); lower the batch size")
         self.samples_per_epoch = self.steps_per_epoch * global_batch
+        for shard_set in sets:
+            check_crop_fits_patches(shard_set, crop)
         self._augment = PairedAugment(crop)
+        self._ranges: dict[str, list[tuple[int, int]]] = {}  # patched shard URL -> item sample ranges
         self.reader = ShardReader(retry=retry or RetryPolicy(), cache_size=len(self.tasks) + 1)
         self._skipped: dict[str, str] = {}  # shard url -> why it was skipped
         self._pending_skips: dict[str, str] = {}  # found in this process, not yet reported in a batch
@@ -383,17 +410,22 @@ class MixtureStream(IterableDataset):
 
         def read(q: int) -> RawSample | None:
             shard, offset = order.locate(q)
-            return self._read(shards.refs[shard], offset)
+            return self._read(shards.refs[shard], offset, (self.seed, self.epoch, task, q))
 
         rng = rng_from_key("stream-buffer", self.seed, self.epoch, consumer, task)
         return TaskQueue(task, order, read, self.shuffle_buffer, rng)
 
-    def _read(self, ref, offset: int) -> RawSample | None:
-        """The sample at ``offset`` of a shard, or None when the shard is unusable (skipped, recorded)."""
+    def _read(self, ref: ShardRef, item: int, visit: tuple) -> RawSample | None:
+        """The sample of source item ``item`` of a shard (a seeded one of its patches, when cut into
+        patches), or None when the shard is unusable (skipped, recorded)."""
         if ref.url in self._skipped:
             return None
         try:
-            return self.reader.shard(ref)[offset]
+            shard = self.reader.shard(ref)
+            if ref.source_samples == ref.samples:  # one sample per item
+                return shard[item]
+            start, end = self._item_ranges(ref, shard)[item]
+            return shard[start + choose_patch(end - start, *visit)]
         except ShardError as err:
             if self.strict_shards:
                 raise
@@ -402,6 +434,18 @@ class MixtureStream(IterableDataset):
             warnings.warn(f"skipping shard {err}; its samples are replaced by others of task {ref.task}",
                           ShardSkippedWarning, stacklevel=2)
             return None
+
+    def _item_ranges(self, ref: ShardRef, shard: Shard) -> list[tuple[int, int]]:
+        """Sample ranges of the items of a patched shard (cached per URL); ShardCorrupt when they
+        do not match the manifest's item count."""
+        ranges = self._ranges.get(ref.url)
+        if ranges is None:
+            ranges = item_ranges([raw.meta.get("item", raw.key) for raw in shard.samples])
+            if len(ranges) != ref.source_samples:
+                raise ShardCorrupt(ref, f"its {ref.samples} patches belong to {len(ranges)} source samples, "
+                                        f"the manifest says {ref.source_samples}; rebuild the shard set")
+            self._ranges[ref.url] = ranges
+        return ranges
 
     def _batch(self, step: int, picked: list[TaskQueue], queues: list[TaskQueue]) -> dict:
         lqs, gts, keys = [], [], []

@@ -9,6 +9,7 @@
       checkpoints/         step-NNNNNNN/ folders and ``latest`` (see anyir.train.checkpoint)
       keys/rank<N>.tsv     sample keys seen per rank (only with --debug-log-keys)
       results/             evaluation results, one sub-folder per evaluation (written by anyir.eval)
+      restored_grid.png    degraded / restored / clean test images (anyir quickstart; anyir.eval.figures)
       run.lock             held (flock) by the process writing the run; names host and pid
 
 Everything else (trainer, evaluation, records, sweeps, tracks, tests) asks a ``RunDir`` for paths
@@ -37,6 +38,7 @@ CHECKPOINTS = "checkpoints"
 KEYS = "keys"
 RESULTS = "results"
 LOCK = "run.lock"
+GRID = "restored_grid.png"
 
 
 class RunLockedError(RuntimeError):
@@ -101,6 +103,10 @@ class RunDir:
     @property
     def results(self) -> Path:
         return self.path / RESULTS
+
+    @property
+    def grid(self) -> Path:
+        return self.path / GRID
 
     def keys_log(self, rank: int) -> Path:
         """Per-rank ``step<TAB>task<TAB>key`` debug log."""

@@ -3,6 +3,8 @@
 ``path`` is a folder written by ``Dataset.save_to_disk`` (works offline); ``hub`` is a hub name,
 loaded with ``load_dataset`` when the network (or the local cache) allows. ``lq_column`` None means
 the rows hold clean images only, and the source's ``degradation`` makes the degraded input.
+``where`` keeps only the rows whose columns equal the given values (e.g. ``{task: derain}`` to read
+one task of a dataset that holds several, such as an ``anyir shards to-hf`` export).
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-from pydantic import model_validator
+from pydantic import model_serializer, model_validator
 
 from anyir.data.sources.base import Resolver, ScanResult, SourceBase, expand_clean, expand_pair
 from anyir.data.sources.paths import folder_not_found
@@ -29,6 +31,15 @@ class HFSource(SourceBase):
     gt_column: str = "clean"
     lq_column: str | None = "degraded"
     key_column: str | None = None
+    where: dict[str, str | int | float | bool | None] | None = None
+
+    @model_serializer(mode="wrap")
+    def _omit_unset_where(self, handler):
+        # Recipes written before 'where' existed keep their hash (the hash is over the dumped recipe).
+        data = handler(self)
+        if self.where is None:
+            data.pop("where", None)
+        return data
 
     @model_validator(mode="after")
     def _one_location(self) -> HFSource:
@@ -55,14 +66,18 @@ class HFSource(SourceBase):
         except Exception as exc:
             result.rejections.append(self.reject(location, f"cannot open dataset ({type(exc).__name__}: {exc})"))
             return result
-        wanted = [c for c in (self.gt_column, self.lq_column, self.key_column) if c]
+        wanted = [c for c in (self.gt_column, self.lq_column, self.key_column, *(self.where or {})) if c]
         missing = [c for c in wanted if c not in ds.column_names]
         if missing:
             result.rejections.append(self.reject(location, f"columns {missing} not found; the dataset has "
-                                                  f"{ds.column_names}: set gt_column/lq_column/key_column"))
+                                                  f"{ds.column_names}: set gt_column/lq_column/key_column/where"))
             return result
-        keys = ds[self.key_column] if self.key_column else [f"{i:07d}" for i in range(len(ds))]
-        for row, key in enumerate(keys):
+        keys = list(ds[self.key_column]) if self.key_column else [f"{i:07d}" for i in range(len(ds))]
+        rows = self.matching_rows(ds)
+        if not rows and len(ds):
+            result.rejections.append(self.reject(location, f"no row of {len(ds)} has where={self.where}"))
+        for row in rows:
+            key = keys[row]
             gt = f"{kind}:{location}|{self.hf_split}|{row}|{self.gt_column}"
             files = {"gt": f"{location}[{row}].{self.gt_column}"}
             if self.lq_column is None:
@@ -72,6 +87,13 @@ class HFSource(SourceBase):
                 files["lq"] = f"{location}[{row}].{self.lq_column}"
                 result.items += expand_pair(self, gt, lq, str(key), files)
         return result
+
+    def matching_rows(self, ds: datasets.Dataset) -> list[int]:
+        """Indices of the rows that satisfy ``where`` (every row without it)."""
+        if not self.where:
+            return list(range(len(ds)))
+        columns = {name: list(ds[name]) for name in self.where}
+        return [row for row in range(len(ds)) if all(columns[c][row] == v for c, v in self.where.items())]
 
 
 def open_dataset(kind: str, location: str, split: str) -> datasets.Dataset:
