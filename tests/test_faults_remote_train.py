@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import duckdb
+import pytest
 from test_reader_remote import free_port, manifest_only
 
 from anyir.train.run_dir import RunDir
@@ -38,6 +39,7 @@ def http_server(directory: Path, port: int, log: Path) -> subprocess.Popen:
     raise RuntimeError("http.server did not start")
 
 
+@pytest.mark.slow
 def test_training_over_http_with_adaptive_balance_and_eval_survives_an_outage(tiny_shards, tmp_path):
     port, served = free_port(), tmp_path / "served.log"
     shards = manifest_only(tiny_shards, tmp_path)

@@ -132,6 +132,7 @@ def test_a_failed_resume_leaves_the_run_folder_as_it_was(tiny_shards, tmp_path):
 # ------------------------------------------------------------------ two writers, one run folder
 
 
+@pytest.mark.slow
 def test_a_second_writer_is_refused_naming_the_holder(tiny_shards, tmp_path):
     out, log = tmp_path / "run", tmp_path / "first.log"
     args = ["--shards", str(tiny_shards), *PICO, "--num-workers", "0", "--out", str(out), "--log-every", "1",
@@ -139,8 +140,8 @@ def test_a_second_writer_is_refused_naming_the_holder(tiny_shards, tmp_path):
     first = train_process([*args, "--steps", "5000"], tmp_path, log)
     try:
         metrics = out / "metrics.jsonl"
-        wait_for(lambda: metrics.is_file() and len(metrics.read_text().splitlines()) >= 6, 180,
-                 "the first run to log 6 steps", first, log)
+        wait_for(lambda: metrics.is_file() and len(metrics.read_text().splitlines()) >= 2, 180,
+                 "the first run to log 2 steps", first, log)
         config = (out / "config.yaml").read_bytes()
         for extra in (["--resume"], ["--overwrite"]):
             second = subprocess.run([sys.executable, "-m", "anyir", "train", *args, "--steps", "20", *extra],
@@ -215,6 +216,7 @@ def test_ranks_left_running_after_the_launcher_is_killed_keep_the_folder(tiny_sh
 # ------------------------------------------------------------------ leftovers of a killed process
 
 
+@pytest.mark.slow
 def test_a_checkpoint_left_half_written_by_a_killed_process_is_cleaned_on_the_next_start(tiny_shards, tmp_path):
     out, log = tmp_path / "run", tmp_path / "killed.log"
     proc = train_process(["--shards", str(tiny_shards), *PICO, "--num-workers", "0", "--out", str(out),

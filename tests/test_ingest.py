@@ -107,6 +107,7 @@ def test_eval_records_into_the_run_folder_and_ingest_rebuilds_the_same_index(tin
     assert cli.exit_code == 0 and "0 new, 0 updated, 1 unchanged" in cli.output
 
 
+@pytest.mark.slow
 def test_concurrent_evaluations_and_an_ingest_lose_and_duplicate_nothing(tiny_shards, tmp_path):
     db = tmp_path / "lb.duckdb"
     runs = [run_folder(tmp_path / "runs", tiny_shards, f"run-{i}", seed=i) for i in range(3)]
