@@ -96,7 +96,7 @@ def words(fp_hash: bytes, views: int) -> tuple[np.ndarray, np.ndarray]:
 
 def pair_distances(hashes_a: list[bytes], hashes_b: list[bytes]) -> np.ndarray:
     """For aligned lists, the audit's near distance of each pair (HASH_BITS + 1 = no match possible)."""
-    views = max(len(h) // 32 for h in hashes_a + hashes_b)
+    views = max(1, *(len(h) // 32 for h in hashes_a + hashes_b))
     out = np.full(len(hashes_a), HASH_BITS + 1, np.int64)
     for start in range(0, len(hashes_a), 4000):
         a = [words(h, views) for h in hashes_a[start:start + 4000]]
@@ -112,45 +112,39 @@ def pair_distances(hashes_a: list[bytes], hashes_b: list[bytes]) -> np.ndarray:
     return out
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--crops", type=int, default=50, help="random crops per photo (negative pairs)")
-    parser.add_argument("--edited", type=int, default=300, help="crops edited for the miss rates")
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args()
-    rng = np.random.default_rng(args.seed)
-    started = time.perf_counter()
-    photos = {name: load_skimage(name)[0] for name in PHOTOS}
-
-    crops, owners, boxes = [], [], []
-    for name, img in photos.items():
-        for _ in range(args.crops):
-            crop, box = random_crop(img, rng)
-            crops.append(crop)
-            owners.append(name)
-            boxes.append(box)
+def negative_distances(crops: list, owners: list[str], boxes: list[tuple]) -> tuple[np.ndarray, np.ndarray]:
+    """Distances of all pairs of crops of different photos, and of disjoint crops of one photo."""
     hashes = [fingerprint(str(i), "t", "s", c).phash for i, c in enumerate(crops)]
     owners_arr = np.array(owners)
     ia, ib = np.triu_indices(len(crops), 1)
     different = owners_arr[ia] != owners_arr[ib]
-    neg_d = pair_distances([hashes[i] for i in ia[different]], [hashes[i] for i in ib[different]])
 
     def disjoint(i: int, j: int) -> bool:
         (t1, l1, s1), (t2, l2, s2) = boxes[i], boxes[j]
         return t1 + s1 <= t2 or t2 + s2 <= t1 or l1 + s1 <= l2 or l2 + s2 <= l1
 
     same = [(i, j) for i, j in zip(ia[~different], ib[~different], strict=True) if disjoint(i, j)]
-    same_d = pair_distances([hashes[i] for i, _ in same], [hashes[j] for _, j in same])
+    return (pair_distances([hashes[i] for i in ia[different]], [hashes[i] for i in ib[different]]),
+            pair_distances([hashes[i] for i, _ in same], [hashes[j] for _, j in same]))
 
-    originals = sorted(rng.choice(len(crops), min(args.edited, len(crops)), replace=False).tolist())
-    edit_d = {}
+
+def edit_distances(crops: list, count: int, rng: np.random.Generator) -> tuple[dict[str, np.ndarray], int]:
+    """Per edit, the distance between ``count`` random crops and their edited copies; and how many
+    of the drawn crops were too smooth to hash (left out: they are compared by exact hash only)."""
+    drawn = sorted(rng.choice(len(crops), min(count, len(crops)), replace=False).tolist())
+    hashes = {i: fingerprint("o", "t", "s", crops[i]).phash for i in drawn}
+    originals = [i for i in drawn if hashes[i]]
+    out = {}
     for edit, apply in EDITS.items():
         edited = [fingerprint("e", "t", "s", apply(crops[i], rng)).phash for i in originals]
-        edit_d[edit] = pair_distances([hashes[i] for i in originals], edited)
+        out[edit] = pair_distances([hashes[i] for i in originals], edited)
+    return out, len(drawn) - len(originals)
 
-    # The demo's situation, at its worst: a 256 px centre crop (test) and a 160 px crop lying inside
-    # it (train) of the same photo.
-    demo_d = []
+
+def contained_crop_distances(photos: dict[str, np.ndarray], rng: np.random.Generator) -> np.ndarray:
+    """The demo's situation at its worst: a 256 px centre crop (test) and a 160 px crop lying inside
+    it (train) of the same photo; 20 trials per photo."""
+    out = []
     for img in photos.values():
         h, w = img.shape[:2]
         if min(h, w) < 256:
@@ -160,36 +154,63 @@ def main() -> None:
         for _ in range(20):
             top, left = top0 + int(rng.integers(0, 97)), left0 + int(rng.integers(0, 97))
             train = fingerprint("r", "t", "s", img[top:top + 160, left:left + 160]).phash
-            demo_d.append(pair_distances([centre], [train])[0])
-    demo_d = np.array(demo_d)
+            out.append(pair_distances([centre], [train])[0])
+    return np.array(out)
+
+
+def stereo_distance() -> int:
     from skimage import data
 
     left, right = data.stereo_motorcycle()[:2]
-    stereo_d = pair_distances([fingerprint("l", "t", "s", left).phash], [fingerprint("r", "t", "s", right).phash])[0]
+    return int(pair_distances([fingerprint("l", "t", "s", left).phash], [fingerprint("r", "t", "s", right).phash])[0])
+
+
+def row(label: str, cells: list) -> str:
+    return label[:40].ljust(40) + "".join(f"{c:>7}" for c in cells)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--crops", type=int, default=50, help="random crops per photo (negative pairs)")
+    parser.add_argument("--edited", type=int, default=300, help="crops edited for the miss rates")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    rng = np.random.default_rng(args.seed)
+    started = time.perf_counter()
+    photos = {name: load_skimage(name)[0] for name in PHOTOS}
+    crops, owners, boxes = [], [], []
+    for name, img in photos.items():
+        for _ in range(args.crops):
+            crop, box = random_crop(img, rng)
+            crops.append(crop)
+            owners.append(name)
+            boxes.append(box)
+    smooth_crops = sum(not fingerprint("x", "t", "s", c).phash for c in crops)
+    neg_d, same_d = negative_distances(crops, owners, boxes)
+    edit_d, smooth_drawn = edit_distances(crops, args.edited, rng)
+    contained_d = contained_crop_distances(photos, rng)
+    stereo_d = stereo_distance()
 
     print(f"photos: {len(photos)}; crops: {len(crops)} ({args.crops} per photo, 96 px to full short side); "
           f"prefix threshold {PREFIX_THRESHOLD}/64, hash {HASH_BITS} bits; {time.perf_counter() - started:.0f} s")
+    print(f"crops too smooth for a perceptual hash (exact hash only): {smooth_crops} of {len(crops)}; "
+          f"of the {args.edited} crops drawn for editing: {smooth_drawn}, left out of the miss rates")
     print(f"negative pairs: {len(neg_d)} crops of different photos, {len(same_d)} disjoint crops of the same photo")
     print(f"closest negative: {neg_d.min()} bits (different photos), {same_d.min()} bits (same photo, disjoint)")
-    near = np.minimum(neg_d, HASH_BITS + 1)
-    bins = list(range(56, 137, 8))
-    print("different-photo pairs by distance: " + ", ".join(
-        f"<={b}: {int((near <= b).sum())}" for b in bins) + f", no candidate: {int((near > HASH_BITS).sum())}")
-    header = "threshold".ljust(40) + "".join(f"{t:>7d}" for t in THRESHOLDS)
-    print(header)
-    print("FP pairs, different photos".ljust(40) + "".join(f"{int((neg_d <= t).sum()):>7d}" for t in THRESHOLDS))
-    print("FP pairs, same photo disjoint".ljust(40) + "".join(f"{int((same_d <= t).sum()):>7d}" for t in THRESHOLDS))
+    print("different-photo pairs by distance: " + ", ".join(f"<={b}: {int((neg_d <= b).sum())}" for b in range(56, 137, 8))
+          + f", no candidate: {int((neg_d > HASH_BITS).sum())}")
+    print(row("threshold", THRESHOLDS))
+    print(row("FP pairs, different photos", [int((neg_d <= t).sum()) for t in THRESHOLDS]))
+    print(row("FP pairs, same photo disjoint", [int((same_d <= t).sum()) for t in THRESHOLDS]))
     for edit, d in edit_d.items():
-        print(f"miss %, {edit}"[:40].ljust(40) + "".join(f"{100 * np.mean(d > t):>7.1f}" for t in THRESHOLDS))
-    print("found %, 160 px crop inside 256 px crop".ljust(40)
-          + "".join(f"{100 * np.mean(demo_d <= t):>7.1f}" for t in THRESHOLDS))
+        print(row(f"miss %, {edit}", [f"{100 * np.mean(d > t):.1f}" for t in THRESHOLDS]))
+    print(row("found %, 160 px crop inside 256 px crop", [f"{100 * np.mean(contained_d <= t):.1f}" for t in THRESHOLDS]))
     t = DEFAULT_THRESHOLD
     fp = int((neg_d <= t).sum())
-    bound = 3 / len(neg_d) if fp == 0 else None
+    bound = f"; 95% upper bound {3 / len(neg_d):.1e}" if fp == 0 else ""
     print(f"\nat the default threshold {t}: {fp} false pairs in {len(neg_d)} different-photo pairs "
-          f"(rate {fp / len(neg_d):.1e}{f'; 95% upper bound {bound:.1e}' if bound else ''}), "
-          f"{int((same_d <= t).sum())} in {len(same_d)} same-photo disjoint pairs; stereo left vs right view: "
-          f"distance {stereo_d}{' (reported)' if stereo_d <= t else ' (not reported)'}")
+          f"(rate {fp / len(neg_d):.1e}{bound}), {int((same_d <= t).sum())} in {len(same_d)} same-photo disjoint "
+          f"pairs; stereo left vs right view: distance {stereo_d} ({'reported' if stereo_d <= t else 'not reported'})")
     print("misses at the default threshold: " + ", ".join(
         f"{edit} {100 * np.mean(d > t):.1f}% of {len(d)}" for edit, d in edit_d.items()))
 

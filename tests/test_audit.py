@@ -278,6 +278,8 @@ def test_flat_and_smooth_images_are_compared_by_exact_hash_only():
     assert all(fp.phash == b"" for fp in fps)
     report = audit_set(fps)
     assert [(p.test_key, p.train_key, p.kind) for p in report.pairs] == [("grey_again", "grey", "exact")]
+    assert (report.smooth_test, report.smooth_train) == (3, 2)
+    assert report.summary().startswith("leak audit: 3 test x 2 train clean images (3 test too smooth for the near check)")
 
 
 def test_audit_sets_checks_both_directions_only_across_sets(originals):

@@ -6,7 +6,8 @@ Two checks on the clean (``gt``) image of every sample, test against train (all 
 * **near**: a perceptual hash. The image is reduced to a 128 px grey thumbnail; for the whole
   image and for 36 sub-windows (90-95 % of each side at several positions, 80-85 % centred) the
   256 lowest-frequency DCT coefficients of a 32 x 32 box-resampled window are thresholded at
-  their median, giving one 256-bit hash per window (a DCT perceptual hash). A pair is a near
+  their median, giving one 256-bit hash per window (a DCT perceptual hash). Windows with little
+  detail (uniform, or one gradient) get no hash: unrelated skies would match. A pair is a near
   duplicate when the whole-image hash of one is close to any window hash of the other (so one
   image may be a crop of the other, resized or not): Hamming distance <= ``PREFIX_THRESHOLD``
   on the 64 lowest frequencies and <= ``threshold`` on all 256 bits.
@@ -64,8 +65,8 @@ class Fingerprint:
     """What the audit keeps of one sample's clean image (about 1.2 kB; picklable).
 
     ``phash`` is the 256-bit view hashes concatenated (32 bytes each, big-endian): first the whole
-    image, then the sub-windows that are not flat. Empty when the whole image is flat (nearly one
-    colour): such an image is only compared by ``exact``.
+    image, then the sub-windows with enough detail. Empty when the whole image is too smooth
+    (uniform, or a plain gradient): such an image is only compared by ``exact``.
     """
 
     key: str
@@ -102,6 +103,8 @@ class AuditReport(BaseModel):
     exact: int = 0  # pairs
     near: int = 0  # pairs
     leaked: int = 0  # distinct test samples in at least one pair
+    smooth_test: int = 0  # test samples with no perceptual hash (too smooth): compared by exact hash only
+    smooth_train: int = 0  # the same for training samples
     pairs: list[AuditPair] = Field(default_factory=list)
 
     @property
@@ -112,6 +115,8 @@ class AuditReport(BaseModel):
     def summary(self) -> str:
         """One line for the build log."""
         head = f"leak audit: {self.n_test} test x {self.n_train} train clean images"
+        if self.smooth_test:
+            head += f" ({self.smooth_test} test too smooth for the near check)"
         if self.clean:
             return f"{head}: no overlap"
         first = self.pairs[0]
@@ -177,8 +182,8 @@ def _grey_thumbnail(image: np.ndarray) -> np.ndarray:
     factor = min(image.shape[0], image.shape[1]) // THUMB
     if factor >= 2:
         pil = pil.reduce(factor)
-    small = pil.resize((THUMB, THUMB), Image.LANCZOS)
-    return np.asarray(small, dtype=np.float64) @ np.array([0.299, 0.587, 0.114])
+    rgb = np.asarray(pil.resize((THUMB, THUMB), Image.LANCZOS), dtype=np.float64)
+    return rgb[..., 0] * 0.299 + rgb[..., 1] * 0.587 + rgb[..., 2] * 0.114  # ITU-R 601 luma
 
 
 def view_hashes(image: np.ndarray) -> bytes:
@@ -194,7 +199,8 @@ def view_hashes(image: np.ndarray) -> bytes:
     if detail[0] < DETAIL_MIN:
         return b""
     keep = coeffs[detail >= DETAIL_MIN]
-    bits = keep > np.median(keep, axis=1, keepdims=True)
+    middle = np.partition(keep, (HASH_BITS // 2 - 1, HASH_BITS // 2), axis=1)[:, HASH_BITS // 2 - 1:HASH_BITS // 2 + 1]
+    bits = keep > middle.mean(axis=1, keepdims=True)  # above the median
     return np.packbits(bits, axis=1).tobytes()
 
 
@@ -352,7 +358,9 @@ def audit(test: Sequence[Fingerprint], train: Sequence[Fingerprint], threshold: 
     pairs.sort(key=_pair_order)
     n_exact = sum(p.kind == "exact" for p in pairs)
     return AuditReport(method=METHOD, threshold=threshold, n_test=len(test), n_train=len(train), exact=n_exact,
-                       near=len(pairs) - n_exact, leaked=len({p.test_key for p in pairs}), pairs=pairs)
+                       near=len(pairs) - n_exact, leaked=len({p.test_key for p in pairs}),
+                       smooth_test=sum(not f.phash for f in test), smooth_train=sum(not f.phash for f in train),
+                       pairs=pairs)
 
 
 def audit_set(fps: Sequence[Fingerprint], threshold: int = DEFAULT_THRESHOLD) -> AuditReport:
@@ -377,7 +385,9 @@ def audit_sets(fps_a: Sequence[Fingerprint], fps_b: Sequence[Fingerprint], thres
     pairs = sorted(first.pairs + second.pairs, key=_pair_order)
     return AuditReport(method=METHOD, threshold=threshold, n_test=first.n_test + second.n_test,
                        n_train=first.n_train + second.n_train, exact=first.exact + second.exact,
-                       near=first.near + second.near, leaked=first.leaked + second.leaked, pairs=pairs)
+                       near=first.near + second.near, leaked=first.leaked + second.leaked,
+                       smooth_test=first.smooth_test + second.smooth_test,
+                       smooth_train=first.smooth_train + second.smooth_train, pairs=pairs)
 
 
 # ---------------------------------------------------------------- the sidecar file
