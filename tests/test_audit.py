@@ -104,16 +104,16 @@ def test_different_photos_and_far_crops_do_not_match(originals):
 
 def demo_fingerprints() -> list[Fingerprint]:
     """The clean image of every demo recipe sample, cut exactly as the shard writer cuts it."""
+    from anyir.data.build import scan_recipe
     from anyir.data.recipe import load_recipe
-    from anyir.data.shard_writer import scan_recipe
     from anyir.data.sources.materialize import crop_box
     from anyir.data.sources.refs import load_ref
 
     recipe = load_recipe("demo")
-    items, rejections, _ = scan_recipe(recipe)
-    assert not rejections
+    scan = scan_recipe(recipe)
+    assert not scan.rejections
     fps = []
-    for item in items:
+    for item in scan.items:
         image = load_ref(item.gt)[0]
         top, left, size = crop_box(item, image.shape[0], image.shape[1], recipe.seed)  # the demo crops all
         clean = np.ascontiguousarray(image[top:top + size, left:left + size])
