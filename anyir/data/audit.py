@@ -41,9 +41,9 @@ HASH_BITS = 256  # lowest-frequency AC coefficients kept per view (zig-zag order
 HASH_BYTES = HASH_BITS // 8
 DETAIL_FROM = 35  # zig-zag index where "detail" starts: u + v >= 8, i.e. 4+ cycles per window
 DETAIL_MIN = 3.0  # views with less detail than this (RMS, grey levels) get no hash (see view_hashes)
-PREFIX_THRESHOLD = 11  # on the first 64 bits; the index is exact up to 4 chunks x 2 bits + 3
+PREFIX_THRESHOLD = 11  # on the first 64 bits; 4 chunks probed within 2 bits find all up to 4 x 3 - 1
 CHUNK_BITS = 16
-DEFAULT_THRESHOLD = 56  # of 256 bits; 12 below the closest different photos measured (docs/audit.md)
+DEFAULT_THRESHOLD = 56  # of 256 bits; 12+ below the closest different photos measured (docs/audit.md)
 FINGERPRINTS_NAME = "fingerprints.parquet"  # sidecar file in a shard set folder
 
 
