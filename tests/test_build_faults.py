@@ -193,3 +193,26 @@ def test_plan_and_dry_run_show_variants_and_write_nothing(tmp_path):
          "root": str(root)}]}), out, progress=False)
     assert "PromptIR/MoCE-IR" in manifest.sources["rain"].variant
     assert any("ignored folder Rain100H" in n.reason for n in manifest.notes)
+
+
+def test_every_build_audits_test_against_train_and_strict_fails_on_a_leak(tmp_path):
+    raw = tiny_recipe_dict(name="leaky")
+    clean = build_shards(validate_recipe(raw), tmp_path / "clean", progress=False)
+    assert clean.audit is not None and clean.audit.clean and clean.audit.n_test == 14  # 2 photos x (4 tasks + 3 sigmas)
+    assert (tmp_path / "clean" / clean.fingerprints).is_file()
+    # the test photo `chelsea`, centre-cropped as in the test split, also in a training source: a leak
+    raw["sources"].append({"name": "leak", "task": "derain", "split": "train", "kind": "synthetic",
+                           "images": {"skimage": ["chelsea"]}, "crop": {"size": 64, "mode": "center"},
+                           "degradation": {"name": "rain"}})
+    leaky = build_shards(validate_recipe(raw), tmp_path / "leaky", progress=False)
+    assert leaky.audit.exact > 0 and not leaky.audit.clean
+    assert {p.train_key for p in leaky.audit.pairs} == {"leak__chelsea"}
+    assert "exact" in leaky.audit.summary()
+    with pytest.raises(BuildError, match="--strict fails on any train/test overlap"):
+        build_shards(validate_recipe(raw), tmp_path / "strict", strict=True, progress=False)
+    result = runner.invoke(app, ["shards", "audit", str(tmp_path / "leaky")])
+    assert result.exit_code == 1 and "leak__chelsea" in result.output
+    assert runner.invoke(app, ["shards", "audit", str(tmp_path / "clean")]).exit_code == 0
+    # two sets built separately: the clean set's test photos are in the leaky set's training data
+    result = runner.invoke(app, ["shards", "audit", str(tmp_path / "clean"), "--against", str(tmp_path / "leaky")])
+    assert result.exit_code == 1 and "leaky:leak__chelsea" in result.output

@@ -59,6 +59,9 @@ def build(
         fail(str(exc), code=1)
     console.print(shard_table(manifest, f"built {out} from recipe {manifest.recipe_name} ({manifest.recipe_hash[:12]})"))
     print_rejections(manifest)
+    if manifest.audit is not None:
+        style = "green" if manifest.audit.clean else "yellow"
+        console.print(f"[{style}]{escape(manifest.audit.summary())}[/{style}] (pairs in manifest.json 'audit')")
 
 
 @shards_app.command("plan")
@@ -163,6 +166,53 @@ def to_hf(
     counts = ", ".join(f"{name}: {n}" for name, n in rows.items())
     console.print(f"[green]ok[/green]: wrote {escape(str(out))} ({counts} rows); "
                   f"read it with datasets.load_from_disk({escape(repr(str(out)))})", highlight=False)
+
+
+@shards_app.command("audit")
+def audit_cmd(
+    shard_dir: Path = typer.Argument(..., help="A shard set folder (holds manifest.json and fingerprints.parquet)."),
+    against: Path | None = typer.Option(None, "--against", help="Another shard set: audit this set's test samples "
+                                        "against its training samples and the other way round."),
+    threshold: int | None = typer.Option(None, "--threshold", help="Near-duplicate threshold in bits of 256 "
+                                         "(default: the method's, see docs/audit.md)."),
+) -> None:
+    """Audit test samples against training samples for exact and near duplicates (no image decoded:
+    reads the sets' fingerprint files). Exit 1 when any overlap is found.
+
+    Example: anyir shards audit shards/aio3 --against shards/cdd11
+    """
+    from anyir.data.audit import (
+        DEFAULT_THRESHOLD,
+        FINGERPRINTS_NAME,
+        audit_set,
+        audit_sets,
+        read_fingerprints,
+    )
+
+    def fingerprints(folder: Path):
+        manifest = _load(folder, check_files=False)
+        if manifest.fingerprints is None or not (folder / FINGERPRINTS_NAME).is_file():
+            fail(f"{folder}: no {FINGERPRINTS_NAME}; rebuild the set with this anyir (`anyir shards build`)")
+        try:
+            return manifest, read_fingerprints(folder / FINGERPRINTS_NAME)
+        except ValueError as exc:
+            fail(str(exc))
+
+    manifest, fps = fingerprints(shard_dir)
+    level = threshold if threshold is not None else DEFAULT_THRESHOLD
+    if against is None:
+        report = audit_set(fps, threshold=level)
+    else:
+        other, other_fps = fingerprints(against)
+        report = audit_sets(fps, other_fps, threshold=level, labels=(manifest.recipe_name, other.recipe_name))
+    for pair in report.pairs[:20]:
+        console.print(escape(f"  {pair.kind}: test {pair.test_key} ~ train {pair.train_key} (distance {pair.distance})"),
+                      highlight=False)
+    if report.clean:
+        console.print(f"[green]{escape(report.summary())}[/green]")
+        return
+    err.print(f"[yellow]{escape(report.summary())}[/yellow]", highlight=False)
+    raise typer.Exit(1)
 
 
 @mix_app.command("plan")

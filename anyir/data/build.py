@@ -8,7 +8,8 @@ Order matters for users with real data (a 72k-image OTS encode takes hours):
 2. **Encode** shards (in worker processes that die with their parent) into a temporary sibling
    folder ``.<name>.build-<pid>``; the existing set at ``out`` stays usable all along.
 3. **Check** the outcome (a declared task that ended up empty, or ``--strict`` rejections during
-   encoding), then write ``manifest.json`` last.
+   encoding), **audit** test against train samples for leaks (``fingerprints.parquet``; with
+   ``--strict`` any overlap fails), then write ``manifest.json`` last.
 4. **Swap** the new set into place (an atomic exchange where the OS offers one), then delete the
    old one. A failed, interrupted or killed build therefore leaves the old set intact (or
    nothing), never a half-written one; stale temporary folders and files are removed by the next
@@ -34,6 +35,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from anyir import __version__
+from anyir.data.audit import FINGERPRINTS_NAME, AuditReport, audit_set, write_fingerprints
 from anyir.data.manifest import (
     MANIFEST_NAME,
     Manifest,
@@ -271,6 +273,16 @@ def assemble_manifest(recipe: Recipe, scan: RecipeScan, results: list[ShardResul
         recipe=recipe.model_dump(mode="json"), anyir_version=__version__)
 
 
+def audit_build(results: list[ShardResult], folder: Path, strict: bool) -> AuditReport:
+    """Write the fingerprint sidecar into ``folder`` and audit test vs train (``strict``: fail on overlap)."""
+    fingerprints = [fp for r in results for fp in r.fingerprints]
+    write_fingerprints(folder / FINGERPRINTS_NAME, fingerprints)
+    report = audit_set(fingerprints)
+    if strict and not report.clean:
+        raise BuildError(f"{report.summary()}; --strict fails on any train/test overlap (see docs/audit.md)")
+    return report
+
+
 # ---------------------------------------------------------------------------- 4. swap in
 
 
@@ -306,9 +318,9 @@ def clean_stale(out_dir: Path) -> list[Path]:
 
 
 def _looks_like_shard_set(folder: Path) -> bool:
-    """Only a manifest, task folders of tars and temp files: safe to replace wholesale."""
+    """Only a manifest, the fingerprint file, task folders of tars and temp files: safe to replace."""
     for entry in folder.iterdir():
-        if entry.name == MANIFEST_NAME or entry.name.startswith("."):
+        if entry.name in (MANIFEST_NAME, FINGERPRINTS_NAME) or entry.name.startswith("."):
             continue
         if not entry.is_dir() or any(not (p.suffix == ".tar" or p.name.startswith(".")) for p in entry.iterdir()):
             return False
@@ -365,7 +377,9 @@ def build_shards(recipe: Recipe, out_dir: str | Path, workers: int = 1, strict: 
         results = run_jobs(plan_shards(scan.items, recipe, staging), workers, progress)
         rejections = scan.rejections + dedupe_rejections(rej for r in results for rej in r.rejections)
         check_outcome(recipe, results, rejections, strict)
-        manifest = assemble_manifest(recipe, scan, results, rejections)
+        report = audit_build(results, staging, strict)
+        manifest = assemble_manifest(recipe, scan, results, rejections).model_copy(
+            update={"audit": report, "fingerprints": FINGERPRINTS_NAME})
         write_manifest(manifest, staging)
         swap_into_place(staging, out_dir)
     except BaseException as exc:

@@ -15,9 +15,10 @@ import json
 import math
 import os
 from pathlib import Path
-from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from anyir.data.audit import AuditReport
 
 MANIFEST_NAME = "manifest.json"
 FORMAT_VERSION = 2
@@ -126,7 +127,9 @@ class Manifest(BaseModel):
     sources: dict[str, SourceReport] = Field(default_factory=dict)
     rejections: list[RejectionRecord] = Field(default_factory=list)
     notes: list[RejectionRecord] = Field(default_factory=list)  # inputs kept under a lenient rule
-    audit: dict[str, Any] | None = None  # the leak audit of test vs train samples (anyir.data.audit)
+    audit: AuditReport | None = None  # the leak audit of test vs train samples (anyir.data.audit)
+    fingerprints: str | None = Field(None, pattern=r"^fingerprints\.parquet$",
+                                     description="the audit's fingerprint file, in the set's folder")
     recipe: dict[str, object] = Field(default_factory=dict)
     anyir_version: str = ""
 

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from anyir.data.audit import Fingerprint, fingerprint
 from anyir.data.codec import encode
 from anyir.data.images import ImageReadError
 from anyir.data.manifest import ShardInfo
@@ -59,6 +60,7 @@ class ShardResult:
     datasets: Counter = field(default_factory=Counter)  # items (source samples) written per dataset id
     sources: Counter = field(default_factory=Counter)  # items (source samples) written per recipe source
     rejections: list[Rejection] = field(default_factory=list)
+    fingerprints: list[Fingerprint] = field(default_factory=list)  # one per item written (leak audit)
 
 
 def _add_member(tar: tarfile.TarFile, name: str, data: bytes) -> None:
@@ -79,10 +81,10 @@ def sample_members(gt: np.ndarray, lq: np.ndarray | None, meta: dict, image_form
     return members
 
 
-def item_samples(item: WorkItem, seed: int, image_format: str = "png", compress_level: int = 1,
-                 patch: tuple[int, int] | None = None) -> list[tuple[str, dict[str, bytes]]]:
-    """(sample key, members) of one work item: one sample, or one per patch (see anyir.data.patches)."""
-    gt, lq, meta = materialize(item, seed)
+def item_samples(item: WorkItem, gt: np.ndarray, lq: np.ndarray | None, meta: dict, image_format: str = "png",
+                 compress_level: int = 1, patch: tuple[int, int] | None = None) -> list[tuple[str, dict[str, bytes]]]:
+    """(sample key, members) of one materialized work item: one sample, or one per patch (see
+    anyir.data.patches)."""
     if patch is None:
         return [(item.key, sample_members(gt, lq, meta, image_format, compress_level))]
     height, width = gt.shape[:2]
@@ -111,10 +113,13 @@ def write_shard(job: ShardJob) -> ShardResult:
     with tarfile.open(tmp, "w", format=tarfile.GNU_FORMAT) as tar:
         for item in job.items:
             try:
-                samples = item_samples(item, job.seed, job.image_format, job.compress_level, job.patch)
+                gt, lq, meta = materialize(item, job.seed)
             except (ImageReadError, SampleError) as exc:
                 result.rejections.append(item_rejection(item, str(exc)))
                 continue
+            # The leak audit compares clean images of source samples, before any patch is cut.
+            result.fingerprints.append(fingerprint(item.key, item.task, item.split, gt))
+            samples = item_samples(item, gt, lq, meta, job.image_format, job.compress_level, job.patch)
             for key, members in samples:
                 for kind, data in members.items():
                     _add_member(tar, f"{key}.{kind}", data)
