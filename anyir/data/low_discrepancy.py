@@ -9,9 +9,11 @@ task every rank's batch holds so that
 * total (all ranks) and per rank: after every step, ``|count - share| < 1`` (the count is the
   share rounded down or up), and the counts at the last step equal ``epoch_counts`` exactly;
 * per worker (``num_workers`` workers per rank; worker ``v`` makes the steps ``s % num_workers
-  == v``): ``|count - share| < 2`` after every one of its batches (typically 1 to 1.5; a plan
-  made without knowing the workers drifts to 2-5). Among the choices the first two allow, the
-  one that helps the lagging worker most is taken.
+  == v``): ``|count - share| < 2`` after every one of its batches unless that bound had to be
+  loosened (``PlanStats.worker_widened``; about 1 random shape in 200, most with 4+ workers, a
+  task of weight ~0.02 and small batches, then up to ~4). Typically 1 to 1.5; a plan made without
+  knowing the workers drifts to 2-5. Among the choices the first two bounds allow, the one that
+  helps the lagging worker most is taken.
 
 How: at each step every (rank, task) pair may take the floor or the ceiling of its next share,
 which leaves a small bounded transportation problem (rank rows of exactly ``B``, task columns
@@ -19,9 +21,10 @@ within the total's floor/ceiling); it is solved by a greedy pass in preference o
 worker that lags most first, then the earliest deadline) and repaired by augmenting paths.
 A greedy step can paint itself into a corner a few steps later; the plan then backs up a few
 steps and replans them earliest-deadline-first, which has always sufficed in our sweeps
-(``benchmarks/mixture_discrepancy.py``). Should the budget for backing up run out, the bounds
-are widened for that one step (worker first, then rank, then total) so a plan always exists;
-``PlanStats`` counts those steps and the tests require zero.
+(``benchmarks/mixture_discrepancy.py``: every rank and total bound held in 1600 random shapes).
+Should the budget for backing up run out, the plan is made again with other tie-breaks, and
+bounds are loosened for single steps (worker first, then rank, then total) so a plan always
+exists; ``PlanStats`` counts what happened and the tests require no loosened rank/total step.
 
 Why not ``< 1`` per worker too: plans meeting all three at ``< 1`` exist in every small case we
 solved with an integer program, but a rank's steps cycle through its workers, so the rank's
@@ -73,16 +76,19 @@ def plan_counts(weights: np.ndarray, final: np.ndarray, steps: int, world_size: 
     stats = stats if stats is not None else PlanStats()
     if tiebreak is None:
         tiebreak = np.zeros((steps, world_size, len(weights)))
-    # The rank and total bounds come first. A plan that had to loosen them, or the worker bound,
-    # is made again with other tie-breaks, then with more room for the workers (their bound is
-    # what usually corners a greedy step). The best plan wins; the first one almost always does.
-    open_slack = steps * batch_size
-    tries = [(slack, ties) for slack in (1, 2, open_slack)
-             for ties in (tiebreak, -tiebreak, tiebreak[::-1].copy())]
+    # The rank and total bounds come first. A plan that had to loosen the worker bound is made
+    # again with other tie-breaks; one that had to loosen a rank or total bound also with more
+    # room for the workers (their bound is what usually corners a greedy step). The best plan
+    # wins (fewest loosened rank/total steps, then the smallest worker error); the first one
+    # almost always does.
+    ties = (tiebreak, -tiebreak, tiebreak[::-1].copy())
+    tries = [(1, t) for t in ties] + [(slack, t) for slack in (2, steps * batch_size) for t in ties]
     best = None
-    for attempt, (worker_slack, ties) in enumerate(tries):
+    for attempt, (worker_slack, tie) in enumerate(tries):
+        if attempt >= len(ties) and best[0][0] == 0:
+            break  # only the worker bound was loosened: more room for the workers cannot help it
         planner = _Planner(np.asarray(weights, dtype=np.float64), np.asarray(final, dtype=np.int64), steps,
-                           world_size, batch_size, max(1, num_workers), first_step, ties, worker_slack)
+                           world_size, batch_size, max(1, num_workers), first_step, tie, worker_slack)
         counts = planner.run()
         stats.restarts += attempt > 0
         stats.backtracks += planner.backtracks
