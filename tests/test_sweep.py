@@ -65,7 +65,7 @@ def _fake_run(con, sweep_id: str, name: str, spec: str, seed: int, psnr: dict[st
                     [f"{sweep_id}/{name}", task, value])
 
 
-def test_seed_aggregation_marks_only_differences_beyond_the_spread(tmp_path):
+def test_seed_aggregation_marks_only_significant_differences(tmp_path):
     db = tmp_path / "lb.duckdb"
     with transaction(db) as con:
         for seed, (a, b) in enumerate([(30.0, 20.0), (30.2, 20.4)]):
@@ -79,14 +79,39 @@ def test_seed_aggregation_marks_only_differences_beyond_the_spread(tmp_path):
     derain = agg.loc[("natural", "derain", "psnr")]
     assert derain["mean"] == pytest.approx(31.1) and derain["seeds"] == 2
     assert derain["sd"] == pytest.approx(0.141421356, rel=1e-6)
-    assert derain["delta"] == pytest.approx(1.0) and bool(derain["beyond_spread"])  # 1.0 dB >> 2 SE (0.2)
-    assert not bool(agg.loc[("natural", "dehaze", "psnr")]["beyond_spread"])  # 0.0 dB: within the spread
+    # 1.0 dB over 2 seeds of sd 0.14 each side: Welch t = 7.1 at df = 2, p = 0.019
+    assert derain["delta"] == pytest.approx(1.0) and bool(derain["significant"])
+    assert derain["p_value"] == pytest.approx(0.0194, abs=5e-4)
+    assert not bool(agg.loc[("natural", "dehaze", "psnr")]["significant"])  # 0.0 dB
     assert agg.loc[("natural", "average", "psnr")]["mean"] == pytest.approx((31.1 + 20.2) / 2)
     table = sweep_table(aggregate_sweep(rows, reference="uniform"))
     assert "*" in table.loc["natural", "derain/demo"] and "*" not in table.loc["natural", "dehaze/demo"]
     with pytest.raises(LookupError):
         with reader(db) as con:
             sweep_runs(con, "missing")
+
+
+def test_two_seed_differences_need_welch_not_two_standard_errors(tmp_path):
+    # the README's demo sweep, deblur: natural 22.93 ± 0.61 vs uniform 21.88 ± 0.28 over 2 seeds.
+    # +1.05 dB is more than 2 standard errors (0.95) but Welch's t = 2.2 at df = 1.4 has p = 0.2
+    db = tmp_path / "lb.duckdb"
+    with transaction(db) as con:
+        for seed, (u, n) in enumerate([(21.68, 22.50), (22.08, 23.36)]):
+            _fake_run(con, "sw", f"uniform-s{seed}", "uniform", seed, {"deblur": u})
+            _fake_run(con, "sw", f"natural-s{seed}", "natural", seed, {"deblur": n})
+    with reader(db) as con:
+        rows = sweep_runs(con, "sw")
+    agg = aggregate_sweep(rows, reference="uniform").set_index(["balance", "task", "metric"])
+    deblur = agg.loc[("natural", "deblur", "psnr")]
+    se = math.sqrt(deblur["sd"] ** 2 / 2 + agg.loc[("uniform", "deblur", "psnr")]["sd"] ** 2 / 2)
+    assert deblur["delta"] == pytest.approx(1.05) and deblur["delta"] > 2 * se  # the old rule's '*'
+    assert not bool(deblur["significant"]) and deblur["p_value"] > 0.1
+    assert "*" not in sweep_table(aggregate_sweep(rows, reference="uniform")).loc["natural", "deblur/demo"]
+    # at a looser level the same data count (p = 0.2 < 0.25)
+    assert bool(aggregate_sweep(rows, reference="uniform", level=0.75)
+                .set_index(["balance", "task", "metric"]).loc[("natural", "deblur", "psnr")]["significant"])
+    with pytest.raises(ValueError, match="level"):
+        aggregate_sweep(rows, level=1.5)
 
 
 @pytest.mark.slow

@@ -131,11 +131,13 @@ def sweep(
     sweep_id: str = typer.Argument(..., help="The sweep id printed by `anyir sweep` (see `anyir leaderboard sweeps`)."),
     metric: str = typer.Option("psnr", "--metric", help="psnr or ssim."),
     reference: str | None = typer.Option(None, "--reference", help="Balance to compare against (default: the first)."),
+    level: float = typer.Option(0.95, "--level", help="Confidence level of the two-sided Welch t-test behind '*'."),
     fmt: OutputFormat = typer.Option(OutputFormat.table, "--format", help="table, markdown or csv."),
     db: Path | None = typer.Option(None, "--db", help=DB_HELP),
 ) -> None:
-    """Per-task metric per balance: mean ± sd over seeds, delta vs a reference balance, and '*' where the
-    delta is larger than two standard errors of the seed spread (needs 2+ seeds on both sides).
+    """Per-task metric per balance: mean ± sd over seeds, delta vs a reference balance, and '*' where
+    Welch's two-sided t-test (t quantile at the Welch-Satterthwaite df) finds the delta significant at
+    --level (needs 2+ seeds and some spread on both sides; claim nothing from fewer than 3 seeds).
 
     Example: anyir leaderboard sweep sweep-1a2b3c4d5e6f --metric psnr --format markdown
     """
@@ -146,10 +148,11 @@ def sweep(
     with _open(db) as con:
         try:
             rows = sweep_runs(con, sweep_id)
-            table = sweep_table(aggregate_sweep(rows, reference), metric)
+            table = sweep_table(aggregate_sweep(rows, reference, level), metric)
         except (LookupError, ValueError) as exc:
             fail(str(exc))
-    print_frame(table.reset_index(), fmt, title=f"{sweep_id}: {metric} mean ± sd over seeds (delta vs reference; * = beyond seed spread)")
+    print_frame(table.reset_index(), fmt, title=f"{sweep_id}: {metric} mean ± sd over seeds (delta vs reference; "
+                f"* = significant, Welch t-test at level {level:g})")
 
 
 def sweeps(db: Path | None = typer.Option(None, "--db", help=DB_HELP)) -> None:

@@ -2,8 +2,11 @@
 
 An epoch is ``steps`` global batches of ``world_size x batch_size`` slots. :func:`plan_segment`
 fills the slots with task ids so that each task gets exactly ``epoch_counts(weights, slots)``
-of them (a seeded permutation of that multiset). Every rank computes the same plan from the
-seed alone, so nothing is communicated.
+of them, and so that the mixture is right at every step, not only at the end: after any number
+of steps each task's count is its share rounded down or up, in total and on every rank, and a
+loader worker's count stays within 2 of its share (within 1 almost always); see
+:mod:`anyir.data.low_discrepancy`. The order inside a batch is a seeded shuffle. Every rank
+computes the same plan from the seed alone, so nothing is communicated.
 
 Who reads what: the slots of one rank are dealt to its ``num_workers`` loader workers by step
 (worker ``v`` makes the batches of steps ``s % num_workers == v``). Each such *consumer* (rank,
@@ -13,18 +16,24 @@ of consecutive samples from one or two shards: sequential reads, which also work
 tar files, and no sample is read by two consumers unless the task is repeated.
 
 Weights may change between steps (:func:`plan_epoch` takes the history of changes): each change
-starts a *segment* whose remaining slots get exact counts for the new weights. Consumers keep
-their unread positions and get new ranges only for what they lack (:func:`allocate_ranges`),
-so the task sequences continue without re-reading or skipping samples.
+starts a *segment* whose remaining slots get exact counts for the new weights, with shares
+counted from the segment's first step. Consumers keep their unread positions and get new ranges
+only for what they lack (:func:`allocate_ranges`), so the task sequences continue without
+re-reading or skipping samples.
+
+Across epochs each epoch is planned on its own (its totals are ``epoch_counts``), so a run's
+error after ``e`` whole epochs is the sum of the epochs' rounding errors (each under 1 per task).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
 from anyir.data.balance import epoch_counts
+from anyir.data.low_discrepancy import plan_counts
 from anyir.degrade.seeding import rng_from_key
 
 
@@ -54,18 +63,40 @@ class Segment:
 
 
 def plan_segment(tasks: list[str], weights: dict[str, float], start: int, end: int,
-                 world_size: int, batch_size: int, seed: int, epoch: int) -> Segment:
-    """Task ids for the slots of steps ``[start, end)``: exact counts, seeded order."""
-    slots_total = (end - start) * world_size * batch_size
-    counts = epoch_counts({t: weights.get(t, 0.0) for t in tasks}, slots_total)
-    ids = np.repeat(np.arange(len(tasks), dtype=np.int16), [counts[t] for t in tasks])
-    order = rng_from_key("stream-schedule", seed, epoch, start).permutation(ids)
+                 world_size: int, batch_size: int, seed: int, epoch: int, num_workers: int = 1) -> Segment:
+    """Task ids for the slots of steps ``[start, end)``: exact counts, right at every step.
+
+    ``num_workers`` (loader workers per rank, 0 or 1 for none) lets the plan keep each worker's
+    own mixture close to its share too; it does not change the totals or the per-rank bounds.
+    """
     frozen = tuple(sorted((t, float(w)) for t, w in weights.items()))
-    return Segment(start, end, frozen, order.reshape(end - start, world_size, batch_size))
+    planned = _planned(tuple(tasks), frozen, start, end, world_size, batch_size, seed, epoch, max(1, num_workers))
+    return Segment(start, end, frozen, planned)
+
+
+@lru_cache(maxsize=32)
+def _planned(tasks: tuple[str, ...], weights: tuple[tuple[str, float], ...], start: int, end: int,
+             world_size: int, batch_size: int, seed: int, epoch: int, num_workers: int) -> np.ndarray:
+    # cached: plan_epoch plans every segment again when a weight change arrives
+    given = dict(weights)
+    raw = {t: given.get(t, 0.0) for t in tasks}
+    steps, n_tasks = end - start, len(tasks)
+    final = epoch_counts(raw, steps * world_size * batch_size)
+    w = np.array([raw[t] for t in tasks], dtype=np.float64)
+    rng = rng_from_key("stream-schedule", seed, epoch, start)
+    counts = plan_counts(w / w.sum(), np.array([final[t] for t in tasks]), steps, world_size, batch_size,
+                         num_workers=num_workers, first_step=start,
+                         tiebreak=rng.random((steps, world_size, n_tasks)))
+    ids = np.repeat(np.tile(np.arange(n_tasks, dtype=np.int16), steps * world_size), counts.ravel())
+    ids = ids.reshape(steps, world_size, batch_size)
+    shuffle = np.argsort(rng.random(ids.shape), axis=2, kind="stable")  # seeded order inside each batch
+    planned = np.take_along_axis(ids, shuffle, axis=2)
+    planned.flags.writeable = False
+    return planned
 
 
 def plan_epoch(tasks: list[str], history: list[tuple[int, dict[str, float]]], steps: int,
-               world_size: int, batch_size: int, seed: int, epoch: int) -> list[Segment]:
+               world_size: int, batch_size: int, seed: int, epoch: int, num_workers: int = 1) -> list[Segment]:
     """One segment per weight change in ``history`` ([(first step, weights)], first step 0).
 
     Each segment is planned to the end of the epoch (exact counts for the rest of the epoch) and
@@ -76,7 +107,7 @@ def plan_epoch(tasks: list[str], history: list[tuple[int, dict[str, float]]], st
     segments = []
     for (start, weights), end in zip(history, bounds, strict=True):
         if end > start:
-            full = plan_segment(tasks, weights, start, steps, world_size, batch_size, seed, epoch)
+            full = plan_segment(tasks, weights, start, steps, world_size, batch_size, seed, epoch, num_workers)
             segments.append(Segment(start, end, full.weights, full.planned))
     return segments
 

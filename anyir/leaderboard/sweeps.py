@@ -1,9 +1,12 @@
 """Balance sweeps in the leaderboard: per-task metrics per balance, mean and spread over seeds.
 
 A sweep is the set of local runs sharing a ``sweep_id``; each run's balance spec is
-``runs.balance->>'spec'``. A difference between two balances counts as *larger than the seed
-spread* when |mean_b - mean_ref| > 2 * sqrt(sd_b^2/n_b + sd_ref^2/n_ref) (about two standard errors
-of the difference), which needs at least two seeds on both sides; otherwise it is not marked.
+``runs.balance->>'spec'``. A balance differs from the reference balance *significantly* when
+Welch's two-sided t-test on the per-seed values says so at the stated ``level`` (default 0.95):
+the t quantile is taken at the Welch-Satterthwaite degrees of freedom (see
+:mod:`anyir.leaderboard.stats`), so with 2 seeds per side the bar is about 4.3 standard errors,
+not 2. It needs at least 2 seeds on each side and some seed spread; otherwise nothing is marked.
+Make a claim only from 3 or more seeds per side: with 2, df is below 2 and one odd seed decides.
 """
 
 from __future__ import annotations
@@ -12,6 +15,8 @@ import math
 
 import duckdb
 import pandas as pd
+
+from anyir.leaderboard.stats import welch
 
 SWEEP_ROWS = """
     SELECT r.run_id, r.name, coalesce(r.balance->>'spec', 'default') AS balance, r.seed,
@@ -33,9 +38,12 @@ def sweep_runs(con: duckdb.DuckDBPyConnection, sweep_id: str) -> pd.DataFrame:
     return pd.concat([per_task, avg[rows.columns]], ignore_index=True)
 
 
-def aggregate_sweep(rows: pd.DataFrame, reference: str | None = None) -> pd.DataFrame:
-    """Mean, sd and seed count per (balance, task, dataset, metric); delta to ``reference`` and a
-    ``beyond_spread`` flag (see the module docstring). ``reference`` defaults to the first balance."""
+def aggregate_sweep(rows: pd.DataFrame, reference: str | None = None, level: float = 0.95) -> pd.DataFrame:
+    """Mean, sd and seed count per (balance, task, dataset, metric); delta to ``reference`` with
+    Welch's p-value and a ``significant`` flag at ``level`` (see the module docstring).
+    ``reference`` defaults to the first balance."""
+    if not 0 < level < 1:
+        raise ValueError(f"level={level!r} must be in (0, 1), e.g. 0.95")
     stats = (rows.groupby(["balance", "task", "dataset", "metric"], sort=False)["value"]
              .agg(mean="mean", sd="std", seeds="count").reset_index())
     stats["sd"] = stats["sd"].fillna(0.0)
@@ -43,24 +51,24 @@ def aggregate_sweep(rows: pd.DataFrame, reference: str | None = None) -> pd.Data
     if reference not in set(stats.balance):
         raise ValueError(f"reference balance {reference!r} is not in this sweep: {sorted(set(stats.balance))}")
     ref = stats[stats.balance == reference].set_index(["task", "dataset", "metric"])
-    deltas, flags = [], []
+    deltas, p_values, flags = [], [], []
     for row in stats.itertuples(index=False):
         base = ref.loc[(row.task, row.dataset, row.metric)] if (row.task, row.dataset, row.metric) in ref.index else None
         if base is None or row.balance == reference:
             deltas.append(0.0 if base is not None else math.nan)
+            p_values.append(math.nan)
             flags.append(False)
             continue
-        delta = row.mean - base["mean"]
-        enough = row.seeds >= 2 and base["seeds"] >= 2
-        spread = 2 * math.sqrt(row.sd**2 / row.seeds + base["sd"] ** 2 / base["seeds"]) if enough else math.inf
-        deltas.append(delta)
-        flags.append(bool(enough and abs(delta) > spread))
-    return stats.assign(delta=deltas, beyond_spread=flags, reference=reference)
+        test = welch(row.mean, row.sd, int(row.seeds), base["mean"], base["sd"], int(base["seeds"]), level)
+        deltas.append(test.delta)
+        p_values.append(test.p_value)
+        flags.append(test.significant)
+    return stats.assign(delta=deltas, p_value=p_values, significant=flags, reference=reference, level=level)
 
 
 def sweep_table(aggregated: pd.DataFrame, metric: str = "psnr") -> pd.DataFrame:
     """Wide table: one row per balance, one column per task/dataset, cells 'mean ± sd (Δ)' with a '*'
-    where the difference to the reference balance is beyond the seed spread."""
+    where the difference to the reference balance is significant (Welch's t-test, module docstring)."""
     part = aggregated[aggregated.metric == metric].copy()
     digits = 2 if metric == "psnr" else 4
     part["column"] = part.task + "/" + part.dataset
@@ -68,7 +76,7 @@ def sweep_table(aggregated: pd.DataFrame, metric: str = "psnr") -> pd.DataFrame:
     def cell(r: pd.Series) -> str:
         text = f"{r['mean']:.{digits}f} ± {r['sd']:.{digits}f}"
         if r["balance"] != r["reference"] and r["delta"] == r["delta"]:
-            text += f" ({r['delta']:+.{digits}f}{'*' if r['beyond_spread'] else ''})"
+            text += f" ({r['delta']:+.{digits}f}{'*' if r['significant'] else ''})"
         return text
 
     part["cell"] = part.apply(cell, axis=1)
