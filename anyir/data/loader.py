@@ -44,6 +44,7 @@ class MixtureLoader:
         epoch = stream.epoch
         while stream.epoch == epoch:
             generation = stream._generation
+            stream.plan()  # once, here: forked workers inherit it instead of each planning the epoch
             loader = DataLoader(stream, batch_size=None, num_workers=stream.num_workers,
                                 pin_memory=self.pin_memory, prefetch_factor=self.prefetch_factor)
             for batch in loader:

@@ -324,11 +324,15 @@ class MixtureStream(IterableDataset):
 
     # ------------------------------------------------------------ planning
 
+    def plan(self) -> tuple[list[Segment], dict]:
+        """The epoch's plan (segments and each consumer's ranges), computed once per weight history."""
+        return self._plan()
+
     def _plan(self) -> tuple[list[Segment], dict]:
         key = (self.epoch, tuple((s, tuple(sorted(w.items()))) for s, w in self._history))
         if self._plan_key != key:
             segments = plan_epoch(self.tasks, self._history, self.steps_per_epoch, self.world_size,
-                                  self.batch_size, self.seed, self.epoch)
+                                  self.batch_size, self.seed, self.epoch, max(1, self.num_workers))
             ranges = allocate_ranges(segments, len(self.tasks), self.world_size, max(1, self.num_workers))
             self._plan_key, self._plan_value = key, (segments, ranges)
         return self._plan_value
