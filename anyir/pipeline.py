@@ -2,6 +2,7 @@
 
     ensure_shards      recipe -> shard set (built, or reused when an identical build is there)
     train_run          TrainConfig -> a finished run folder (anyir.train)
+    train_processes    the same in one process or under torchrun with N processes
     evaluate_target    a run folder / weights file / the degraded input -> EvalReport + RunRecord
     log_evaluation     record -> the run folder's results/, then the leaderboard index (complete
                        reports only, unless explicitly allowed; "ingest later" when the index is busy)
@@ -83,6 +84,24 @@ def train_run(cfg) -> dict[str, Any]:
     from anyir.train.trainer import train
 
     return train(cfg)
+
+
+def train_processes(cfg, nproc: int) -> None:
+    """Train ``cfg`` in this process (``nproc <= 1``) or in ``nproc`` processes under ``torchrun
+    --standalone`` (the resolved config is written to ``RUN/launch_config.yaml`` for it)."""
+    import os
+    import subprocess
+    import sys
+
+    if nproc <= 1:
+        train_run(cfg)
+        return
+    cfg.run_dir.mkdir(parents=True, exist_ok=True)
+    cfg_file = cfg.run_dir / "launch_config.yaml"
+    cfg_file.write_text(cfg.to_yaml())
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
+           "-m", "anyir", "train", "--config", str(cfg_file)]
+    subprocess.run(cmd, check=True, env={**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")})
 
 
 @dataclass

@@ -17,7 +17,9 @@ from anyir.cli import app
 from anyir.cli.sweep_cmd import split_balances
 from anyir.leaderboard.store import reader, transaction
 from anyir.leaderboard.sweeps import aggregate_sweep, sweep_runs, sweep_table
-from anyir.train.adaptive import AdaptiveBalance, AdaptiveSettings, identity_losses, split_adaptive
+from anyir.data.balance import parse_balance
+from anyir.train.adaptive import AdaptiveBalance, AdaptiveSettings, identity_losses
+from anyir.train.balance_control import BalanceSignals
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -26,16 +28,24 @@ def test_split_balances_groups_explicit_weights():
     assert split_balances("natural,uniform,derain=2,dehaze=1,temperature:2,adaptive") == [
         "natural", "uniform", "derain=2,dehaze=1", "temperature:2", "adaptive"]
     assert split_balances("a=1,b=2;a=2,b=1") == ["a=1,b=2", "a=2,b=1"]
-    assert split_adaptive("adaptive") == (True, "uniform")
-    assert split_adaptive("adaptive:natural") == (True, "natural")
-    assert split_adaptive("temperature:2") == (False, "temperature:2")
+    assert split_balances("dro(floor=0.3,eta=2),a=1,b=2;progress:a=1,b=3,uniform") == [
+        "dro(floor=0.3,eta=2)", "a=1,b=2", "progress:a=1,b=3", "uniform"]
+    assert (parse_balance("adaptive").adaptive, str(parse_balance("adaptive").start)) == (True, "uniform")
+    assert str(parse_balance("adaptive:natural").start) == "natural"
+    assert not parse_balance("temperature:2").adaptive
+    with pytest.raises(Exception, match="dro takes key=value parameters"):
+        split_balances("uniform,dro(flor=0.3)")
+
+
+def _signals(step: int, losses: dict[str, float], weights: dict[str, float] | None = None) -> BalanceSignals:
+    return BalanceSignals(step, weights or {}, losses)
 
 
 def test_adaptive_tilts_toward_the_least_restored_task():
     base = {"denoise": 0.5, "derain": 0.25, "dehaze": 0.25}
     ctrl = AdaptiveBalance(base, {"denoise": 1.0, "derain": 1.0, "dehaze": 1.0},
                            AdaptiveSettings(eta=2.0, smoothing=0.1, ema=0.0))
-    weights = ctrl.update(10, {"denoise": 0.2, "derain": 0.9, "dehaze": 0.2})  # derain barely restored
+    weights = ctrl.update(_signals(10, {"denoise": 0.2, "derain": 0.9, "dehaze": 0.2}))  # derain barely restored
     assert abs(sum(weights.values()) - 1) < 1e-12
     assert weights["derain"] > base["derain"] and weights["denoise"] < base["denoise"]
     # bounded: no task below the uniform floor, ratio of tilts at most exp(eta)
@@ -43,12 +53,13 @@ def test_adaptive_tilts_toward_the_least_restored_task():
     assert 1 < weights["derain"] / weights["dehaze"] <= math.exp(2.0)
     # equal unrestored fractions -> the base weights, mixed with uniform
     again = AdaptiveBalance(base, {"denoise": 2.0, "derain": 1.0, "dehaze": 1.0},
-                            AdaptiveSettings(smoothing=0.0, ema=0.0)).update(1, {"denoise": 1.0, "derain": 0.5, "dehaze": 0.5})
+                            AdaptiveSettings(smoothing=0.0, ema=0.0)).update(
+        _signals(1, {"denoise": 1.0, "derain": 0.5, "dehaze": 0.5}))
     assert again == pytest.approx(base)
     # resume: the EMA state round-trips
     clone = AdaptiveBalance(base, ctrl.reference, ctrl.settings)
     clone.load_state_dict(json.loads(json.dumps(ctrl.state_dict())))
-    assert clone.update(20, {"denoise": 0.3}) == ctrl.update(20, {"denoise": 0.3})
+    assert clone.update(_signals(20, {"denoise": 0.3})) == ctrl.update(_signals(20, {"denoise": 0.3}))
 
 
 def test_identity_reference_is_deterministic_and_positive(tiny_shards):
@@ -151,41 +162,49 @@ RECORDING_SCRIPT = textwrap.dedent('''
     from anyir.train import trainer
     from anyir.train.config import TrainConfig
 
-    shards, out = sys.argv[1], Path(sys.argv[2])
-    rank, default = os.environ["RANK"], trainer._default_controller
+    shards, out, balance = sys.argv[1], Path(sys.argv[2]), sys.argv[3]
+    rank, default, name = os.environ["RANK"], trainer._default_controller, balance.split("(")[0]
 
-    def recording(run):  # wrap the trainer's own adaptive controller to log each rank's decisions
+    def recording(run):  # wrap the trainer's own controller to log each rank's decisions
         ctrl = default(run)
         update = ctrl.update
-        def logged(step, losses):
-            weights = update(step, losses)
-            with open(out / f"rank{rank}.jsonl", "a") as f:
-                f.write(json.dumps({"step": step, "losses": losses, "weights": weights}, sort_keys=True) + "\\n")
+        def logged(signals):
+            weights = update(signals)
+            with open(out / f"{name}-rank{rank}.jsonl", "a") as f:
+                f.write(json.dumps({"step": signals.step, "losses": signals.train_losses,
+                                    "probe": signals.probe_losses, "weights": weights}, sort_keys=True) + "\\n")
             return weights
         ctrl.update = logged
         return ctrl
 
     trainer._default_controller = recording
     trainer.train(TrainConfig(shards=shards, variant="pico", steps=6, batch_size=4, crop=32, num_workers=0,
-                              device="cpu", balance="adaptive", balance_every=2, out=out / "run",
+                              device="cpu", balance=balance, balance_every=2, out=out / name,
                               progress=False, seed=3))
 ''')
 
 
 @pytest.mark.slow
-def test_adaptive_balance_agrees_across_two_ddp_ranks(tiny_shards, tmp_path):
+def test_adaptive_balances_agree_across_two_ddp_ranks(tiny_shards, tmp_path):
     script = tmp_path / "record.py"
     script.write_text(RECORDING_SCRIPT)
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-           str(script), str(tiny_shards), str(tmp_path)]
-    proc = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    rank0 = (tmp_path / "rank0.jsonl").read_text().splitlines()
-    rank1 = (tmp_path / "rank1.jsonl").read_text().splitlines()
-    assert len(rank0) == 3 and rank0 == rank1  # same all-reduced losses -> bit-identical weights
-    decisions = [json.loads(line)["weights"] for line in rank0]
-    assert all(abs(sum(w.values()) - 1) < 1e-9 for w in decisions)
-    assert any(max(w.values()) - min(w.values()) > 1e-3 for w in decisions)  # it did move the mix
-    summary = json.loads((tmp_path / "run" / "train_summary.json").read_text())
-    assert summary["balance"]["spec"] == "adaptive" and len(summary["balance_trajectory"]) == 4
+    for balance in ("adaptive", "progress(probe=3)", "dro(probe=3,eta=4)"):  # one process group per launch
+        cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+               str(script), str(tiny_shards), str(tmp_path), balance]
+        proc = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    for name, moves_at in (("adaptive", 3), ("progress", 2), ("dro", 3)):
+        rank0 = (tmp_path / f"{name}-rank0.jsonl").read_text().splitlines()
+        rank1 = (tmp_path / f"{name}-rank1.jsonl").read_text().splitlines()
+        assert len(rank0) == 3 and rank0 == rank1, name  # same all-reduced numbers -> bit-identical weights
+        records = [json.loads(line) for line in rank0]
+        decisions = [r["weights"] for r in records if r["weights"] is not None]
+        assert len(decisions) == moves_at, name  # progress needs two probe points before it moves
+        assert all(abs(sum(w.values()) - 1) < 1e-9 for w in decisions)
+        assert any(max(w.values()) - min(w.values()) > 1e-3 for w in decisions), name  # it did move the mix
+        assert all(bool(r["probe"]) == (name != "adaptive") for r in records), name
+        summary = json.loads((tmp_path / name / "train_summary.json").read_text())
+        assert summary["balance"]["spec"].split("(")[0] == name
+        assert len(summary["balance_trajectory"]) == 1 + moves_at
+        assert summary["balance_trajectory"][-1]["weights"] == pytest.approx(decisions[-1])

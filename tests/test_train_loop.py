@@ -110,9 +110,9 @@ def test_balance_controller_changes_the_stream_weights(tiny_shards, tmp_path):
     seen: list[tuple[int, dict[str, float]]] = []
 
     class OnlyDenoiseLater:
-        def update(self, step, per_task_losses):
-            seen.append((step, dict(per_task_losses)))
-            if step == 2:
+        def update(self, signals):
+            seen.append((signals.step, dict(signals.train_losses)))
+            if signals.step == 2:
                 return {"denoise": 1.0, "derain": 0.0, "dehaze": 0.0, "deblur": 0.0, "lowlight": 0.0}
             return None
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import typer
 
 from anyir.cli import (
+    bench_cmd,
     data_cmd,
     eval_cmd,
     leaderboard_cmd,
@@ -37,7 +38,7 @@ def version() -> None:
     typer.echo(__version__)
 
 
-for module in (quickstart_cmd, data_cmd, model_cmd, train_cmd, eval_cmd, leaderboard_cmd, sweep_cmd):
+for module in (quickstart_cmd, data_cmd, model_cmd, train_cmd, eval_cmd, leaderboard_cmd, sweep_cmd, bench_cmd):
     module.register(app)
 
 

@@ -16,7 +16,7 @@ import pandas as pd
 import typer
 from rich.markup import escape
 
-from anyir.cli.common import DB_HELP, OutputFormat, console, err_console, fail, print_frame
+from anyir.cli.common import DB_HELP, OutputFormat, console, err_console, fail, note, print_frame
 
 leaderboard_app = typer.Typer(help="Show, compare and export the leaderboard (runs + published numbers).",
                               no_args_is_help=True)
@@ -164,6 +164,56 @@ def sweeps(db: Path | None = typer.Option(None, "--db", help=DB_HELP)) -> None:
     print_frame(frame, OutputFormat.table, title="sweeps")
 
 
+def track(
+    track_ref: str = typer.Argument(..., metavar="TRACK", help="A shipped track name or a track file."),
+    per_column: bool = typer.Option(False, "--per-column", help="Also print each score column per submission: "
+                                    "mean ± sd over seeds, delta vs the baseline ('*': Welch-significant)."),
+    level: float | None = typer.Option(None, "--level", help="Confidence level of the two-sided Welch t-test "
+                                       "(default: the track's)."),
+    fmt: OutputFormat = typer.Option(OutputFormat.table, "--format", help="table, markdown or csv."),
+    db: Path | None = typer.Option(None, "--db", help=DB_HELP),
+) -> None:
+    """Rank a track's submissions: score = mean PSNR over the track's columns, mean ± sd over seeds, SSIM
+    beside, delta vs the baseline with Welch's p ('*' = significant at the level with the track's seeds).
+    Only runs under the track file's current hash are ranked.
+
+    Example: anyir leaderboard track demo --format markdown
+    """
+    from anyir.bench.submission import baseline_entry
+    from anyir.bench.track import TrackError, load_track
+    from anyir.leaderboard.sweeps import aggregate_sweep, sweep_table
+    from anyir.leaderboard.tracks import column_rows, track_ranking
+
+    try:
+        loaded = load_track(track_ref)
+        digest = loaded.content_hash()
+        baseline = baseline_entry(loaded, digest).submission_id
+    except TrackError as exc:
+        fail(str(exc))
+    level = loaded.level if level is None else level
+    with _open(db) as con:
+        try:
+            ranking = track_ranking(con, loaded.id, digest, loaded.eval.columns, level, loaded.seeds, baseline)
+            rows = column_rows(con, ranking) if per_column else None
+        except (LookupError, ValueError) as exc:
+            fail(str(exc))
+    table = ranking.table.drop(columns=["submission_id"]).rename(columns={"label": "submission"})
+    if fmt is not OutputFormat.csv:
+        table = table.round({"score": 3, "sd": 3, "ssim": 4, "ssim_sd": 4, "delta": 3, "p_value": 4})
+    print_frame(table, fmt, title=f"track {loaded.id} ({digest}): mean PSNR over {len(ranking.columns)} columns, "
+                f"mean ± sd over seeds; delta vs baseline, Welch p at level {level:g}")
+    if rows is not None:
+        base_label = ranking.table.label[ranking.table.submission_id == baseline].tolist()
+        reference = base_label[0] if base_label else None
+        rows = rows.sort_values("balance", key=lambda s: s != reference, kind="stable")  # the baseline first
+        wide = sweep_table(aggregate_sweep(rows, reference, level))
+        print_frame(wide.reset_index().rename(columns={"balance": "submission"}), fmt,
+                    title=f"track {loaded.id}: PSNR per column, mean ± sd (delta vs {reference}; * = Welch p < {1 - level:g})")
+    if ranking.older_runs or ranking.incomplete:
+        note(f"left out: {ranking.older_runs} run(s) under older versions of track {loaded.id}"
+             + (f", {len(ranking.incomplete)} run(s) lacking a score column" if ranking.incomplete else ""))
+
+
 def ingest(
     folders: list[Path] = typer.Argument(..., help="Run folders, or folders holding them (searched recursively for "
                                          "results/<id>/record.json), e.g. runs/* or leaderboard/records."),
@@ -202,6 +252,7 @@ leaderboard_app.command("show")(show)
 leaderboard_app.command("ingest")(ingest)
 leaderboard_app.command("sweep")(sweep)
 leaderboard_app.command("sweeps")(sweeps)
+leaderboard_app.command("track")(track)
 leaderboard_app.command("compare")(compare)
 leaderboard_app.command("export")(export)
 

@@ -9,10 +9,7 @@ latest checkpoint. With ``--nproc N > 1`` each run trains under ``torchrun --sta
 from __future__ import annotations
 
 import json
-import os
 import re
-import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,25 +20,20 @@ console = Console()
 
 
 def split_balances(text: str) -> list[str]:
-    """``"natural,uniform,derain=2,dehaze=1,temperature:2"`` -> ``["natural", "uniform",
-    "derain=2,dehaze=1", "temperature:2"]``: consecutive ``task=w`` items form one explicit balance.
-    Separate two explicit balances with ``;`` (``"a=1,b=2;a=2,b=1"``)."""
-    out: list[str] = []
-    for group in (g for g in text.split(";") if g.strip()):
-        explicit: list[str] = []
-        for item in (i.strip() for i in group.split(",") if i.strip()):
-            if "=" in item:
-                explicit.append(item)
-                continue
-            if explicit:
-                out.append(",".join(explicit))
-                explicit = []
-            out.append(item)
-        if explicit:
-            out.append(",".join(explicit))
+    """The balance specs of a ``--balances`` list (:func:`anyir.data.balance.split_specs`), each checked
+    by the one parser: ``"natural,uniform,derain=2,dehaze=1,dro(floor=0.3)"`` -> four specs. Separate
+    two explicit balances with ``;`` (``"a=1,b=2;a=2,b=1"``)."""
+    from anyir.data.balance import BalanceError, parse_balance, split_specs
+
+    out = split_specs(text)
     if not out:
         raise typer.BadParameter(f"no balance in {text!r}; e.g. natural,uniform,temperature:2,adaptive",
                                  param_hint="--balances")
+    for spec in out:
+        try:
+            parse_balance(spec)
+        except BalanceError as err:
+            raise typer.BadParameter(str(err), param_hint="--balances") from None
     return out
 
 
@@ -73,22 +65,14 @@ def sweep_id_for(recipe_hash: str, balances: list[str], seeds: list[int], option
 
 def train_one(run: SweepRun, options: dict, shards: Path, nproc: int) -> None:
     """Train (or resume) one run, in-process or under torchrun."""
-    from anyir.pipeline import train_run
+    from anyir.pipeline import train_processes
     from anyir.train.config import TrainConfig
     from anyir.train.run_dir import RunDir
 
     has_ckpt = RunDir(run.run_dir).has_checkpoint()
     cfg = TrainConfig(shards=shards, balance=run.balance, seed=run.seed, out=run.run_dir, name=run.name,
                       resume=has_ckpt, overwrite=not has_ckpt, **options)
-    if nproc <= 1:
-        train_run(cfg)
-        return
-    run.run_dir.mkdir(parents=True, exist_ok=True)
-    cfg_file = run.run_dir / "sweep_config.yaml"
-    cfg_file.write_text(cfg.to_yaml())
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
-           "-m", "anyir", "train", "--config", str(cfg_file)]
-    subprocess.run(cmd, check=True, env={**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")})
+    train_processes(cfg, nproc)
 
 
 def logged_runs(db: Path, sweep_id: str) -> set[str]:
@@ -112,8 +96,8 @@ def finished(run_dir: Path) -> bool:
 def sweep(
     shards: Path = typer.Argument(..., help="Shard set folder (holds manifest.json); it is never rebuilt."),
     balances: str = typer.Option("natural,uniform,adaptive", help="Comma-separated balance specs: natural, "
-                                 "uniform, temperature:T, promptir, adaptive[:base], task=w,task=w (use ';' "
-                                 "between two explicit ones)."),
+                                 "uniform, temperature:T, promptir, task=w,task=w (use ';' between two explicit "
+                                 "ones), or adaptive ones: adaptive, progress, dro, each [(key=value,...)][:base]."),
     seeds: int = typer.Option(1, help="Seeds per balance (0..N-1); 2+ gives a seed spread."),
     variant: str = typer.Option("nano", help="Model variant."),
     steps: int = typer.Option(300, help="Optimizer steps per run."),

@@ -72,6 +72,10 @@ class RunRecord(BaseModel):
     run_dir: str | None = None  # local rows: absolute path of the run folder (the record of the run)
     skipped_shards: int | None = None  # training shards skipped as unusable (see the run's summary)
     replaced_samples: int | None = None  # training samples replaced because of them
+    track_id: str | None = None  # benchmark runs (anyir.bench): the track, its content hash, the submission
+    track_hash: str | None = None
+    submission_id: str | None = None
+    submission: dict[str, Any] | None = None
     balance_trajectory: list[tuple[int, dict[str, float]]] = Field(default_factory=list)
 
     def resolve_run_id(self, eval_signature: dict[str, Any] | None = None) -> str:

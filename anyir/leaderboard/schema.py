@@ -13,7 +13,7 @@ RUN_COLUMNS: tuple[str, ...] = (
     "run_id", "name", "created_at", "variant", "params", "macs", "recipe_name", "recipe_hash",
     "balance", "config", "world_size", "steps", "wall_time_s", "code_version", "origin", "citation",
     "setting", "sweep_id", "seed", "notes", "venue", "verified", "checkpoint", "eval",
-    "run_dir", "skipped_shards", "replaced_samples",
+    "run_dir", "skipped_shards", "replaced_samples", "track_id", "track_hash", "submission_id", "submission",
 )
 
 STATEMENTS: tuple[str, ...] = (
@@ -48,12 +48,20 @@ STATEMENTS: tuple[str, ...] = (
         eval JSON,               -- local rows: the evaluation signature + shard dir
         run_dir VARCHAR,         -- local rows: the run folder (absolute), the record of the run
         skipped_shards INTEGER,  -- local rows: training shards skipped as unusable
-        replaced_samples BIGINT  -- local rows: training samples replaced because of them
+        replaced_samples BIGINT, -- local rows: training samples replaced because of them
+        track_id VARCHAR,        -- benchmark runs: the track (anyir bench run TRACK)
+        track_hash VARCHAR,      -- the track file's content hash when the run was made
+        submission_id VARCHAR,   -- hash of the submitted data: recipe content + balance + repeats
+        submission JSON          -- {"balance", "repeats", "recipe", "recipe_hash", "label", "baseline"}
     )""",
     # Files made by an older anyir gain the newer columns (NULL for their old rows).
     "ALTER TABLE runs ADD COLUMN IF NOT EXISTS run_dir VARCHAR",
     "ALTER TABLE runs ADD COLUMN IF NOT EXISTS skipped_shards INTEGER",
     "ALTER TABLE runs ADD COLUMN IF NOT EXISTS replaced_samples BIGINT",
+    "ALTER TABLE runs ADD COLUMN IF NOT EXISTS track_id VARCHAR",
+    "ALTER TABLE runs ADD COLUMN IF NOT EXISTS track_hash VARCHAR",
+    "ALTER TABLE runs ADD COLUMN IF NOT EXISTS submission_id VARCHAR",
+    "ALTER TABLE runs ADD COLUMN IF NOT EXISTS submission JSON",
     """CREATE TABLE IF NOT EXISTS results (
         run_id VARCHAR NOT NULL,
         task VARCHAR NOT NULL,

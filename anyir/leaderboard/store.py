@@ -210,7 +210,7 @@ def run_values(record: RunRecord, run_id: str, eval_info: dict | None) -> list:
     """The ``runs`` row of a record, in :data:`schema.RUN_COLUMNS` order (JSON columns serialized)."""
     values = record.model_dump(exclude={"balance_trajectory", "identity", "run_id"})
     values.update(run_id=run_id, eval=eval_info)
-    for key in ("balance", "config", "eval"):
+    for key in ("balance", "config", "eval", "submission"):
         values[key] = None if values[key] is None else json.dumps(values[key], sort_keys=True, default=str)
     return [values[column] for column in schema.RUN_COLUMNS]
 

@@ -5,13 +5,14 @@ for the loop, `config` for every option and default, `checkpoint` for the on-dis
 `balance_control` for the adaptive-balance hook.
 """
 
-from anyir.train.balance_control import BalanceController, StaticBalance
+from anyir.train.balance_control import BalanceController, BalanceSignals, StaticBalance
 from anyir.train.config import ConfigError, TrainConfig, load_config
 from anyir.train.errors import NonFiniteLossError, RunDirError, TrainSetupError
 from anyir.train.trainer import train
 
 __all__ = [
     "BalanceController",
+    "BalanceSignals",
     "ConfigError",
     "NonFiniteLossError",
     "RunDirError",

@@ -11,7 +11,8 @@ Scheme (DoReMi-inspired, without a reference model to train):
   The division makes tasks with very different error scales comparable (sigma-50 noise vs faint rain),
   which raw losses are not: raw-loss reweighting would hand heavy noise, whose error is largely
   irreducible, all the weight.
-* Every ``balance_every`` steps the trainer passes the all-reduced per-task training loss means;
+* Every ``balance_every`` steps the trainer passes the all-reduced per-task training loss means
+  (``BalanceSignals.train_losses``);
   ``r`` is smoothed with an EMA and the weights become
   ``w_i ∝ w0_i * exp(eta * (r_i - mean_j r_j))``, mixed with uniform: ``(1 - c) * w + c / k``.
   The tilt is recomputed from the base weights ``w0`` every time instead of accumulated as in DoReMi:
@@ -19,6 +20,11 @@ Scheme (DoReMi-inspired, without a reference model to train):
   (at most ``exp(eta)`` between two tasks) cannot.
 * Deterministic for a seed, and identical on every DDP rank: it is a pure function of the all-reduced
   statistics and of reference losses computed from the same seeded crops on every rank.
+
+Measured weakness (docs/sweeps.md): a loss ratio is not a marginal utility. In the demo it moved weight
+off low light, whose ratio looked "restored" early, and low light lost 3 dB. ``progress`` and ``dro``
+(:mod:`anyir.train.progress`, :mod:`anyir.train.dro`) are the alternatives. The parameters and their
+defaults are in the strategy registry, ``anyir.data.balance.STRATEGIES["adaptive"]``.
 """
 
 from __future__ import annotations
@@ -30,35 +36,23 @@ from typing import Any
 import torch
 
 from anyir.data.augment import PairedAugment, to_batch
-from anyir.data.balance import BalanceError
+from anyir.data.balance import STRATEGIES, BalanceError, BalanceSpec
 from anyir.data.samples import iter_samples
 from anyir.data.shardset import ShardSet
+from anyir.train.balance_control import BalanceSignals, ControllerSetup
 from anyir.train.losses import per_sample_loss
 
-ADAPTIVE = "adaptive"
+_DEFAULTS = STRATEGIES["adaptive"].params
 
 
 @dataclass(frozen=True)
 class AdaptiveSettings:
-    """Knobs of the adaptive balance (defaults used by ``--balance adaptive``)."""
+    """Knobs of the adaptive balance (defaults: the registry's, used by ``--balance adaptive``)."""
 
-    eta: float = 2.0  # tilt strength: at most exp(eta) between two tasks' weight ratios
-    smoothing: float = 0.1  # share of the uniform mixture kept, so no task starves
-    ema: float = 0.5  # weight of the previous signal in the EMA of r
-    reference_samples: int = 32  # training samples per task used to measure the identity's loss
-
-
-def split_adaptive(spec: str) -> tuple[bool, str]:
-    """``"adaptive"`` -> (True, "uniform"); ``"adaptive:natural"`` -> (True, "natural"); else (False, spec)."""
-    text = spec.strip()
-    if text == ADAPTIVE:
-        return True, "uniform"
-    if text.startswith(ADAPTIVE + ":"):
-        base = text.split(":", 1)[1].strip()
-        if not base or base.startswith(ADAPTIVE):
-            raise BalanceError(f"balance {spec!r}: write adaptive or adaptive:<base balance>, e.g. adaptive:natural")
-        return True, base
-    return False, text
+    eta: float = float(_DEFAULTS["eta"])  # tilt strength: at most exp(eta) between two tasks' weight ratios
+    smoothing: float = float(_DEFAULTS["smoothing"])  # share of the uniform mixture kept, so no task starves
+    ema: float = float(_DEFAULTS["ema"])  # weight of the previous signal in the EMA of r
+    reference_samples: int = int(_DEFAULTS["reference_samples"])  # training samples per task for the identity's loss
 
 
 def identity_losses(shards: ShardSet, tasks: list[str], crop: int, fft_weight: float, seed: int,
@@ -93,10 +87,10 @@ class AdaptiveBalance:
         self.settings = settings
         self.signal: dict[str, float] = {}
 
-    def update(self, step: int, per_task_losses: dict[str, float]) -> dict[str, float] | None:
-        """Fold the new losses into the EMA of r and return the tilted weights."""
+    def update(self, signals: BalanceSignals) -> dict[str, float] | None:
+        """Fold the new training losses into the EMA of r and return the tilted weights."""
         a = self.settings.ema
-        for task, loss in per_task_losses.items():
+        for task, loss in signals.train_losses.items():
             if task not in self.base or not math.isfinite(loss):
                 continue
             ratio = loss / self.reference[task]
@@ -118,10 +112,10 @@ class AdaptiveBalance:
         self.signal = {str(k): float(v) for k, v in (state.get("signal") or {}).items()}
 
 
-def make_adaptive(shards: ShardSet, base_weights: dict[str, float], crop: int, fft_weight: float,
-                  seed: int, settings: AdaptiveSettings = AdaptiveSettings()) -> AdaptiveBalance:
-    """Measure the identity reference on the shard set and build the controller."""
+def make_adaptive(spec: BalanceSpec, setup: ControllerSetup) -> AdaptiveBalance:
+    """The controller for ``adaptive[(...)][:base]``: measure the identity reference, then build it."""
+    settings = AdaptiveSettings(**spec.params)
     with torch.no_grad():
-        reference = identity_losses(shards, sorted(base_weights), crop, fft_weight, seed,
-                                    settings.reference_samples)
-    return AdaptiveBalance(base_weights, reference, settings)
+        reference = identity_losses(setup.shards, sorted(setup.base_weights), setup.crop, setup.fft_weight,
+                                    setup.seed, settings.reference_samples)
+    return AdaptiveBalance(setup.base_weights, reference, settings)

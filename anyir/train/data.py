@@ -19,10 +19,17 @@ from anyir.train.errors import TrainSetupError
 
 @dataclass
 class TrainData:
-    """This rank's loader (a MixtureLoader: the stream plus its consumed position)."""
+    """This rank's loader (a MixtureLoader: the stream plus its consumed position).
+
+    The stream owns the task weights in force; :attr:`weights` reads them from there.
+    """
 
     loader: MixtureLoader
-    weights: dict[str, float]
+
+    @property
+    def weights(self) -> dict[str, float]:
+        """The task weights in force now (the stream's, normalised, every task listed)."""
+        return self.loader.stream.weights
 
     @property
     def steps_per_epoch(self) -> int:
@@ -60,8 +67,7 @@ class TrainData:
 
     def set_weights(self, weights: dict[str, float]) -> None:
         """New task weights from the next step on (call identically on all ranks)."""
-        self.weights = dict(weights)
-        self.loader.set_weights(self.weights)
+        self.loader.set_weights(dict(weights))
 
 
 def build_train_data(cfg: TrainConfig, env: DistEnv, weights: dict[str, float], shards: ShardSet) -> TrainData:
@@ -78,4 +84,4 @@ def build_train_data(cfg: TrainConfig, env: DistEnv, weights: dict[str, float], 
         )
     except ValueError as err:  # the stream names the argument and the fix (e.g. epoch < one batch)
         raise TrainSetupError(str(err)) from None
-    return TrainData(loader=loader, weights=dict(weights))
+    return TrainData(loader=loader)

@@ -20,15 +20,15 @@ import torch
 from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 
-from anyir.data.balance import parse_balance, resolve_weights
+from anyir.data.balance import BalanceSpec, parse_balance, resolve_weights
 from anyir.data.manifest import Manifest
 from anyir.data.shardset import ShardSet
 from anyir.model import create_model
 from anyir.model.io import save_model
 from anyir.train import checkpoint as ckpt
-from anyir.train.adaptive import make_adaptive, split_adaptive
-from anyir.train.balance_control import BalanceController, StaticBalance
+from anyir.train.balance_control import BalanceController, BalanceSignals, ControllerSetup
 from anyir.train.config import TrainConfig
+from anyir.train.controllers import make_controller
 from anyir.train.data import TrainData, build_train_data
 from anyir.train.distributed import (
     DistEnv,
@@ -79,8 +79,7 @@ class _State:
     samples: torch.Tensor | None = None  # per task, this rank (+ the global total so far on rank 0)
     loss_sums: torch.Tensor | None = None  # per task since the last controller update
     loss_counts: torch.Tensor | None = None
-    weights: dict[str, float] = field(default_factory=dict)
-    trajectory: list[dict[str, Any]] = field(default_factory=list)
+    trajectory: list[dict[str, Any]] = field(default_factory=list)  # a record of the stream's weights
     wait_s: float = 0.0  # time blocked on the loader, this session
     loop_s: float = 0.0  # time in the loop, this session
     prior_wall_s: float = 0.0  # wall time of earlier sessions (resume)
@@ -141,8 +140,7 @@ def _build(cfg: TrainConfig, env: DistEnv, run_dir: RunDir) -> _Run:
     shards = ShardSet.open(cfg.shards, cfg.shards_url_prefix)
     manifest = shards.manifest
     tasks = manifest.tasks("train")
-    _, base_spec = split_adaptive(_balance_spec(cfg, manifest))
-    weights = resolve_weights(parse_balance(base_spec), manifest.counts("train"), manifest.repeats)
+    weights = resolve_weights(_balance(cfg, manifest), manifest.counts("train"), manifest.repeats)
     data = build_train_data(cfg, env, weights, shards)
     _check_ranks_agree(data.steps_per_epoch, env)
     total_steps = cfg.steps if cfg.steps is not None else max(1, round(cfg.epochs * data.steps_per_epoch))
@@ -192,27 +190,16 @@ def _start_record(run: _Run) -> None:
     run.run_dir.append_command(command_line())
 
 
-def _balance_spec(cfg: TrainConfig, manifest: Manifest) -> str:
-    """The balance asked for, or the shard set's default."""
-    return cfg.balance if cfg.balance is not None else manifest.default_balance
-
-
-def _balance_label(cfg: TrainConfig, manifest: Manifest) -> str:
-    """Canonical spec for the summary: ``adaptive[:base]`` or the parsed static spec."""
-    adaptive, base = split_adaptive(_balance_spec(cfg, manifest))
-    label = str(parse_balance(base))
-    if not adaptive:
-        return label
-    return "adaptive" if label == "uniform" else f"adaptive:{label}"
+def _balance(cfg: TrainConfig, manifest: Manifest) -> BalanceSpec:
+    """The balance asked for, or the shard set's default, parsed (its canonical spelling goes in the summary)."""
+    return parse_balance(cfg.balance if cfg.balance is not None else manifest.default_balance)
 
 
 def _default_controller(run: _Run) -> BalanceController:
-    """StaticBalance, or the adaptive balance (see anyir.train.adaptive) for ``--balance adaptive[:base]``."""
-    adaptive, _ = split_adaptive(_balance_spec(run.cfg, run.manifest))
-    if not adaptive:
-        return StaticBalance()
+    """The controller of the run's balance (anyir.train.controllers): StaticBalance for static ones."""
     cfg = run.cfg
-    return make_adaptive(run.shards, dict(run.data.weights), cfg.crop, cfg.fft_weight, cfg.seed)
+    setup = ControllerSetup(run.shards, run.data.weights, cfg.crop, cfg.fft_weight, cfg.seed)
+    return make_controller(_balance(cfg, run.manifest), setup)
 
 
 def _check_run_dir(cfg: TrainConfig, run_dir: RunDir) -> None:
@@ -286,9 +273,8 @@ def _autocast_dtype(cfg: TrainConfig, env: DistEnv) -> torch.dtype | None:
 def _initial_state(run: _Run) -> _State:
     """Zeroed counters and the first balance-trajectory entry."""
     zeros = torch.zeros(len(run.tasks), dtype=torch.float64, device=run.env.device)
-    weights = dict(run.data.weights)
     return _State(samples=zeros.clone(), loss_sums=zeros.clone(), loss_counts=zeros.clone(),
-                  weights=weights, trajectory=[{"step": 0, "weights": weights}])
+                  trajectory=[{"step": 0, "weights": run.data.weights}])
 
 
 # ----------------------------------------------------------------------------- resume / checkpoint
@@ -318,7 +304,6 @@ def _resume(run: _Run, state: _State, controller: BalanceController) -> None:
     if run.env.is_main:  # the global count so far lives on rank 0; the final all-reduce adds the rest
         state.samples += torch.tensor([saved["samples_per_task"].get(t, 0) for t in run.tasks],
                                       dtype=torch.float64, device=run.env.device)
-    state.weights = dict(saved["weights"])  # the stream's own state restored its weights and history
     state.trajectory = list(saved["balance_trajectory"])
     state.prior_wall_s = float(saved["wall_time_s"])
     state.prior_rates = {k: float(v) for k, v in saved.get("rates", {}).items()}
@@ -337,7 +322,7 @@ def _save(run: _Run, state: _State, controller: BalanceController) -> None:
     payload = {
         "step": state.step, "world_size": run.env.world_size,
         "optimizer": run.optimizer.state_dict(), "scheduler": run.scheduler.state_dict(),
-        "ranks": per_rank, "samples_per_task": samples, "weights": state.weights,
+        "ranks": per_rank, "samples_per_task": samples,  # the weights travel in each rank's stream state
         "balance_trajectory": state.trajectory, "wall_time_s": _wall_s(state), "rates": _rates(run, state),
         "controller": controller.state_dict() if hasattr(controller, "state_dict") else {},
     }
@@ -443,17 +428,19 @@ def _after_step(run: _Run, state: _State, controller: BalanceController, loss: f
 
 
 def _update_balance(run: _Run, state: _State, controller: BalanceController) -> None:
-    """All-reduce per-task loss means, ask the controller, apply and record new weights."""
+    """All-reduce per-task loss means (and the probe's, for controllers with one), ask the controller,
+    apply new weights to the stream and record what it holds."""
     sums = all_reduce_sum(state.loss_sums.clone(), run.env)
     counts = all_reduce_sum(state.loss_counts.clone(), run.env)
     means = {t: float(s / c) for t, s, c in zip(run.tasks, sums.tolist(), counts.tolist(), strict=True) if c > 0}
     state.loss_sums.zero_()
     state.loss_counts.zero_()
-    new = controller.update(state.step, means)
+    probe = getattr(controller, "probe", None)
+    probed = probe.losses(run.model, run.env, run.autocast_dtype) if probe is not None else {}
+    new = controller.update(BalanceSignals(state.step, run.data.weights, means, probed))
     if new is not None:
-        state.weights = dict(new)
-        run.data.set_weights(state.weights)
-        state.trajectory.append({"step": state.step, "weights": state.weights})
+        run.data.set_weights(new)
+        state.trajectory.append({"step": state.step, "weights": run.data.weights})
 
 
 def _log(run: _Run, state: _State, loss: float, bar: tqdm) -> None:
@@ -504,7 +491,7 @@ def _weights_metadata(run: _Run, state: _State) -> dict[str, str]:
     return {
         "variant": run.cfg.variant, "recipe_name": run.manifest.recipe_name,
         "recipe_hash": run.manifest.recipe_hash, "run_name": run.cfg.run_name, "step": str(state.step),
-        "balance": json.dumps(state.weights, sort_keys=True), "code_version": code_version(),
+        "balance": json.dumps(run.data.weights, sort_keys=True), "code_version": code_version(),
     }
 
 
@@ -530,7 +517,7 @@ def _summary(run: _Run, state: _State, samples: dict[str, int], finished: bool,
         "world_size": run.env.world_size, "steps": state.step, "total_steps": run.total_steps,
         "steps_per_epoch": run.data.steps_per_epoch, "epochs": state.step / run.data.steps_per_epoch,
         "wall_time_s": round(_wall_s(state), 3), **_rates(run, state),
-        "balance": {"spec": _balance_label(cfg, run.manifest), "weights": state.trajectory[0]["weights"]},
+        "balance": {"spec": str(_balance(cfg, run.manifest)), "weights": state.trajectory[0]["weights"]},
         "balance_trajectory": state.trajectory, "samples_per_task": samples,
         "samples_seen": sum(samples.values()),
         "skipped_shards": dict(sorted(skipped_shards.items())),
