@@ -70,3 +70,69 @@ def test_explicit_weights_must_cover_exactly_the_tasks_and_promptir_knows_its_ta
     with pytest.raises(BalanceError, match="no repetition factor for tasks \\['low_haze'\\]"):
         resolve_weights("promptir", {"denoise": 3, "low_haze": 5})
     assert str(parse_balance("b=0.5,a=0.25")) == "a=0.25,b=0.5" and str(parse_balance("temperature:2.0")) == "temperature:2"
+
+
+# ---------------------------------------------------------------- the one grammar and its registry
+
+
+def test_one_grammar_for_static_and_adaptive_specs():
+    from anyir.data.balance import STRATEGIES
+
+    for text, canonical, adaptive, base in [
+        ("natural", "natural", False, "natural"),
+        ("adaptive", "adaptive", True, "uniform"),
+        ("adaptive:natural", "adaptive:natural", True, "natural"),
+        ("dro(floor=0.3, eta=2):temperature:2.0", "dro(eta=2,floor=0.3):temperature:2", True, "temperature:2"),
+        ("progress(probe=8)", "progress", True, "uniform"),  # defaults are not spelled out
+        ("dro:b=2,a=1", "dro:a=1,b=2", True, "a=1,b=2"),
+    ]:
+        spec = parse_balance(text)
+        assert (str(spec), spec.adaptive, str(spec.start)) == (canonical, adaptive, base), text
+        assert parse_balance(str(spec)) == spec  # the canonical spelling parses back to the same spec
+    dro = parse_balance("dro(floor=0.3)")
+    assert dro.params == {**STRATEGIES["dro"].params, "floor": 0.3}
+    assert isinstance(parse_balance("progress(probe=4)").params["probe"], int)
+    # an adaptive spec resolves to the weights it starts from
+    assert resolve_weights("adaptive:natural", AIO3) == resolve_weights("natural", AIO3)
+    assert natural_total("progress:promptir", AIO3) == 142431
+
+
+@pytest.mark.parametrize("spec,message", [
+    ("adaptive:adaptive", "cannot be the base"), ("dro:progress", "cannot be the base"),
+    ("dro(x=1)", "takes key=value parameters"), ("dro(floor=2)", "floor must be a number in \\[0, 1\\]"),
+    ("progress(probe=2.5)", "probe must be a whole number"), ("dro(eta=abc)", "not a number"),
+    ("dro:bogus", "unknown strategy"), ("adaptive(eta)", "takes key=value")])
+def test_bad_adaptive_specs_name_the_value(spec, message):
+    with pytest.raises(BalanceError, match=message):
+        parse_balance(spec)
+
+
+def test_every_adaptive_strategy_has_a_controller_and_no_other():
+    from anyir.data.balance import STRATEGIES
+    from anyir.train.controllers import CONTROLLERS
+
+    assert set(CONTROLLERS) == {n for n, s in STRATEGIES.items() if s.adaptive}
+    for name, strategy in STRATEGIES.items():
+        assert set(strategy.bounds) <= set(strategy.params), name
+        assert all(lo <= strategy.params[k] <= hi for k, (lo, hi) in strategy.bounds.items()), name
+
+
+def test_split_specs_keeps_parameters_and_explicit_bases_whole():
+    from anyir.data.balance import split_specs
+
+    assert split_specs("natural,uniform,derain=2,dehaze=1,temperature:2,adaptive") == [
+        "natural", "uniform", "derain=2,dehaze=1", "temperature:2", "adaptive"]
+    assert split_specs("dro(floor=0.3,eta=2),natural,progress:a=1,b=2;a=3,b=1") == [
+        "dro(floor=0.3,eta=2)", "natural", "progress:a=1,b=2", "a=3,b=1"]
+    assert split_specs(" ; ") == []
+
+
+def test_with_fixed_base_turns_repeats_into_explicit_weights():
+    from anyir.data.balance import with_fixed_base
+
+    counts = {"a": 100, "b": 100}
+    fixed = with_fixed_base("natural", counts, {"a": 3.0})
+    assert fixed.strategy == "explicit" and resolve_weights(fixed, counts) == pytest.approx({"a": 0.75, "b": 0.25})
+    adaptive = with_fixed_base("dro(floor=0.2):natural", counts, {"b": 4.0})
+    assert str(adaptive) == "dro(floor=0.2):a=0.2,b=0.8"
+    assert with_fixed_base("uniform", counts, {"a": 3.0}) == parse_balance("uniform")  # reads no repeats

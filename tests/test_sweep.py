@@ -68,6 +68,91 @@ def test_identity_reference_is_deterministic_and_positive(tiny_shards):
     assert a == b and all(v > 0 for v in a.values())
 
 
+def test_floor_projection_raises_tasks_to_their_floor_and_keeps_the_others_proportions():
+    from anyir.train.balance_control import floor_projection
+
+    lower = {"a": 0.1, "b": 0.1, "c": 0.1}
+    out = floor_projection({"a": 0.9, "b": 0.08, "c": 0.02}, lower)
+    assert sum(out.values()) == pytest.approx(1) and out["b"] == out["c"] == pytest.approx(0.1)
+    assert out["a"] == pytest.approx(0.8)
+    mixed = floor_projection({"a": 0.6, "b": 0.3, "c": 0.1}, {"a": 0.0, "b": 0.0, "c": 0.2})
+    assert mixed["c"] == pytest.approx(0.2) and mixed["a"] / mixed["b"] == pytest.approx(2.0)
+    feasible = {"a": 0.5, "b": 0.3, "c": 0.2}
+    assert floor_projection(feasible, lower) == pytest.approx(feasible)
+    with pytest.raises(ValueError, match="sum to more than 1"):
+        floor_projection(feasible, {"a": 0.5, "b": 0.5, "c": 0.5})
+
+
+def _probe(tasks=("a", "b", "c")):
+    import torch
+
+    from anyir.train.probe import Probe
+
+    return Probe({t: torch.zeros(1, 3, 4, 4) for t in tasks}, {t: torch.ones(1, 3, 4, 4) for t in tasks}, 0.0)
+
+
+def test_progress_follows_the_moving_task_per_unit_of_weight_and_respects_its_floor():
+    from anyir.train.progress import LearningProgressBalance, ProgressSettings
+
+    base = {"a": 1 / 3, "b": 1 / 3, "c": 1 / 3}
+    ctrl = LearningProgressBalance(base, _probe(), ProgressSettings(eta=1.0, floor=0.5, ema=0.0))
+    assert ctrl.update(BalanceSignals(5, base, {}, {"a": 1.0, "b": 1.0, "c": 1.0})) is None  # a slope needs 2 points
+    # a halves its loss, b improves a little, c is flat: a gains, c loses, nobody goes below half its base
+    w = ctrl.update(BalanceSignals(10, base, {}, {"a": 0.5, "b": 0.9, "c": 1.0}))
+    assert sum(w.values()) == pytest.approx(1) and w["a"] > base["a"] > w["b"] > w["c"] >= 0.5 * base["c"]
+    # forgetting counts like learning, and per unit of weight: c, down-weighted, loses 10% -> it wins weight back
+    again = ctrl.update(BalanceSignals(15, w, {}, {"a": 0.45, "b": 0.85, "c": 1.1}))
+    assert again["c"] > w["c"] and again["c"] > again["b"]
+    # exact resume: the slopes and last losses round-trip through the checkpoint's JSON-able state
+    clone = LearningProgressBalance(base, _probe(), ctrl.settings)
+    clone.load_state_dict(json.loads(json.dumps(ctrl.state_dict())))
+    nxt = BalanceSignals(20, again, {}, {"a": 0.44, "b": 0.8, "c": 1.0})
+    assert clone.update(nxt) == ctrl.update(nxt)
+    # nothing moves: the base weights
+    flat = LearningProgressBalance(base, _probe(), ProgressSettings(ema=0.0))
+    flat.update(BalanceSignals(1, base, {}, {"a": 1.0, "b": 1.0, "c": 1.0}))
+    assert flat.update(BalanceSignals(2, base, {}, {"a": 1.0, "b": 1.0, "c": 1.0})) == pytest.approx(base)
+
+
+def test_dro_ascends_on_the_worst_normalised_task_accumulating_above_a_floor():
+    from anyir.train.dro import DROSettings, GroupDROBalance
+
+    base = {"a": 0.5, "b": 0.25, "c": 0.25}
+    ctrl = GroupDROBalance(base, _probe(), {"a": 1.0, "b": 2.0, "c": 1.0}, DROSettings(eta=2.0, floor=0.5))
+    probe = {"a": 0.2, "b": 1.8, "c": 0.5}  # normalised: a 0.2, b 0.9 (worst), c 0.5
+    w1 = ctrl.update(BalanceSignals(10, base, {}, probe))
+    assert sum(w1.values()) == pytest.approx(1) and w1["b"] > base["b"] and w1["a"] < base["a"]
+    w2 = ctrl.update(BalanceSignals(20, w1, {}, probe))  # the tilt accumulates from the weights in force
+    assert w2["b"] > w1["b"]
+    w = w2
+    for step in range(30, 200, 10):
+        w = ctrl.update(BalanceSignals(step, w, {}, probe))
+    assert w["a"] == pytest.approx(0.5 * base["a"]) and w["c"] >= 0.5 * base["c"] - 1e-12  # the floor holds
+    # a task at its floor gets weight back at the next update where it is the worst
+    back = ctrl.update(BalanceSignals(300, w, {}, {"a": 1.0, "b": 0.2, "c": 0.2}))
+    assert back["a"] > w["a"]
+    assert ctrl.state_dict() == {}  # stateless: the weights live in the stream
+
+
+def test_probe_is_deterministic_spread_and_scores_the_identity_like_its_reference(tiny_shards):
+    import torch
+
+    from anyir.data.shardset import ShardSet
+    from anyir.train.distributed import DistEnv
+    from anyir.train.probe import Probe, spread_positions
+
+    assert spread_positions(10, 3) == [1, 5, 8] and spread_positions(2, 5) == [0, 1]
+    shards = ShardSet.open(tiny_shards)
+    a = Probe.build(shards, ["denoise", "derain"], 3, crop=32, fft_weight=0.1, seed=1)
+    b = Probe.build(shards, ["derain", "denoise"], 3, crop=32, fft_weight=0.1, seed=1)
+    assert a.tasks == ["denoise", "derain"] and all(torch.equal(a.lq[t], b.lq[t]) for t in a.tasks)
+    assert a.lq["derain"].shape == (3, 3, 32, 32)
+    env = DistEnv(rank=0, world_size=1, local_rank=0, device=torch.device("cpu"))
+    reference = a.identity_losses()
+    assert all(v > 0 for v in reference.values())
+    assert a.losses(torch.nn.Identity(), env) == pytest.approx(reference)  # the identity model = the reference
+
+
 def _fake_run(con, sweep_id: str, name: str, spec: str, seed: int, psnr: dict[str, float]) -> None:
     con.execute("INSERT INTO runs (run_id, name, origin, sweep_id, seed, balance) VALUES (?, ?, 'local', ?, ?, ?)",
                 [f"{sweep_id}/{name}", name, sweep_id, seed, json.dumps({"spec": spec})])
