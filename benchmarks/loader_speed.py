@@ -1,182 +1,329 @@
-"""Loader throughput vs the training step it must keep fed.
+"""Loader speed: the shard stream in the default training encoding vs a PromptIR-style PNG folder.
 
-Measures, in ONE process each (i.e. per DataLoader worker):
-  * the shard stream (MixtureStream: tar read + PNG decode + paired crop/flips + online noise),
-  * a PromptIR-style loose-file loader over the same images (PIL.open per file + crop + flips),
-  * the training step time of AnyIR variants at batch B x crop C (forward + L1 backward + Adam),
-and prints the ratio loader samples/s per worker : samples/s a step consumes.
+    python benchmarks/loader_speed.py --source-size 481x321 --json loader_481.json
+    python benchmarks/loader_speed.py --source-size 1280x720 --json loader_720p.json
 
-    .venv/bin/python benchmarks/loader_speed.py                    # builds a synthetic shard set
-    .venv/bin/python benchmarks/loader_speed.py --shards shards/demo --variants nano
+What it does, in ONE process (= one DataLoader worker) for each side:
 
-Timings are wall-clock on whatever machine runs this; on the shared 2-core development box
-they are noisy (other jobs compete for the cores): read them as orders of magnitude.
+1. Source images at ``--source-size``: scikit-image samples scaled (PIL bicubic) to cover the size
+   and centre-cropped; the degraded image is a blurred, slightly noisy copy. Written as a loose
+   PNG folder (``gt/`` and ``lq/``, PIL's default PNG level, as datasets ship them).
+2. A shard set built from that folder with anyir's ``paired`` source in the default training
+   encoding (the shipped recipes' ``encoding``, i.e. ``data_recipes/demo.yaml``).
+3. Timed, alternating ``--rounds`` times: the stream (``MixtureStream``: read, decode, 128 px
+   crop, flips, to-tensor, batch) after a first pass that verified every shard (the first pass
+   is timed too, as ``stream_first_pass_samples_per_s``: it includes hashing each tar once), and
+   the baseline: a torch ``Dataset`` that opens both PNG files with PIL per sample, crops, flips
+   and converts to a tensor (PromptIR's ``PromptTrainDataset`` does the same), through a
+   ``DataLoader`` with ``num_workers=0``.
+4. A table of alternative encodings over the same images: decode time of what one sample must
+   decode (the whole image, or one patch of a 256/128 patch cut) and disk per source image:
+   PNG (level 1), raw ``.npy``, ``.npy`` + zstd (when the ``zstandard`` package is importable),
+   lossless WebP; plus the per-pair cost of the albumentations vs numpy crop+flip.
+
+Prints the figures and writes them as JSON (``--json``). Wall-clock timings depend on the
+machine and its load (the load average is recorded): on a shared box, compare ratios measured
+in one run (the rounds alternate), not absolute numbers across runs.
 """
 
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import os
+import platform
+import statistics
+import sys
 import tempfile
 import time
+from datetime import datetime, timezone
 from pathlib import Path
 
-os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
+import numpy as np
+import torch
+from PIL import Image
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-from PIL import Image  # noqa: E402
+from anyir.data.augment import PairedAugment, to_batch
+from anyir.data.build import build_shards
+from anyir.data.codec import decode, encode
+from anyir.data.patches import patch_boxes
+from anyir.data.recipe import load_recipe, validate_recipe
+from anyir.data.stream import MixtureStream
 
-from anyir.data.augment import PairedAugment, to_batch  # noqa: E402
-from anyir.data.manifest import load_manifest  # noqa: E402
-from anyir.data.stream import MixtureStream, iter_tar_samples  # noqa: E402
-
-BENCH_IMAGES = ["astronaut", "coffee", "rocket", "hubble_deep_field", "immunohistochemistry", "retina",
-                "camera", "brick", "grass", "gravel", "moon"]
-TASKS = [("denoise", {"name": "noise", "sigmas": [15, 25, 50]}), ("derain", {"name": "rain"}),
-         ("dehaze", {"name": "haze"}), ("deblur", {"name": "blur"}), ("lowlight", {"name": "lowlight"})]
-
-
-def build_bench_shards(out: Path, image_size: int, per_image: int) -> Path:
-    """A five-task synthetic shard set of ``image_size`` px crops of scikit-image samples."""
-    from anyir.data.recipe import validate_recipe
-    from anyir.data.shard_writer import build_shards
-
-    sources = [{"name": f"bench_{task}", "task": task, "split": "train", "dataset": "bench", "kind": "synthetic",
-                "images": {"skimage": BENCH_IMAGES}, "crop": {"size": image_size, "per_image": per_image},
-                "degradation": degradation} for task, degradation in TASKS]
-    recipe = {"name": "loader_bench", "seed": 0, "shard_size": 64, "default_balance": "uniform", "sources": sources}
-    build_shards(validate_recipe(recipe), out, workers=1, progress=False)
-    return out
+SKIMAGE_RGB = ["astronaut", "coffee", "chelsea", "rocket", "hubble_deep_field", "immunohistochemistry", "retina"]
+CROP, BATCH = 128, 8
+PATCH = (256, 128)  # the patch cut measured in the alternatives table
 
 
-def write_loose_files(shards: Path, folder: Path) -> list[tuple[Path, Path | None, float | None]]:
-    """Write every train pair as loose PNG files, byte for byte the PNGs inside the shards, so the
-    comparison isolates the loading method (tar stream vs one open per file) from the encoding."""
+def parse_size(text: str) -> tuple[int, int]:
+    """``WxH`` -> (width, height)."""
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--source-size {text!r}: write WIDTHxHEIGHT, e.g. 1280x720") from None
+    if w < CROP or h < CROP:
+        raise argparse.ArgumentTypeError(f"--source-size {text!r}: both sides must be >= the {CROP} px crop")
+    return w, h
+
+
+# ---------------------------------------------------------------------------- sources
+
+
+def source_pairs(width: int, height: int, count: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(gt, lq) arrays at width x height: skimage samples scaled to cover, centre-cropped; lq blurred + noise."""
+    import cv2
+    import skimage.data
+
     pairs = []
-    manifest = load_manifest(shards)
-    for task in manifest.tasks("train"):
-        for info in manifest.shards(task, "train"):
-            for key, members in iter_tar_samples(str(shards / info.path)):
-                gt = folder / f"{key}.gt.png"
-                gt.write_bytes(members["gt.png"])
-                lq = folder / f"{key}.lq.png" if "lq.png" in members else None
-                if lq is not None:
-                    lq.write_bytes(members["lq.png"])
-                pairs.append((gt, lq, json.loads(members["json"]).get("online_noise_sigma")))
+    for i in range(count):
+        name = SKIMAGE_RGB[i % len(SKIMAGE_RGB)]
+        img = Image.fromarray(np.asarray(getattr(skimage.data, name)())[..., :3])
+        if i >= len(SKIMAGE_RGB):
+            img = img.transpose(Image.Transpose.FLIP_LEFT_RIGHT)  # another image, same statistics
+        scale = max(width / img.width, height / img.height)
+        img = img.resize((max(width, round(img.width * scale)), max(height, round(img.height * scale))),
+                         Image.Resampling.BICUBIC)
+        left, top = (img.width - width) // 2, (img.height - height) // 2
+        gt = np.ascontiguousarray(np.asarray(img.crop((left, top, left + width, top + height))))
+        noise = np.random.default_rng(i).normal(0, 2.0, gt.shape)
+        lq = np.clip(cv2.GaussianBlur(gt, (0, 0), 1.5).astype(np.float64) + noise, 0, 255).astype(np.uint8)
+        pairs.append((gt, lq))
     return pairs
 
 
-class FolderPairs(torch.utils.data.Dataset):
-    """PromptIR-style: open both files per sample, crop the same place, flip, add noise if needed."""
+def write_folder(pairs: list[tuple[np.ndarray, np.ndarray]], root: Path) -> list[tuple[Path, Path]]:
+    """Loose PNG files ``root/gt/NNN.png`` and ``root/lq/NNN.png`` (PIL's default level)."""
+    (root / "gt").mkdir(parents=True)
+    (root / "lq").mkdir()
+    files = []
+    for i, (gt, lq) in enumerate(pairs):
+        files.append((root / "gt" / f"{i:03d}.png", root / "lq" / f"{i:03d}.png"))
+        Image.fromarray(gt).save(files[-1][0])
+        Image.fromarray(lq).save(files[-1][1])
+    return files
 
-    def __init__(self, pairs, crop: int):
-        self.pairs, self.augment = pairs, PairedAugment(crop)
+
+def build_set(folder: Path, out: Path, encoding: dict) -> None:
+    """The folder's pairs as a one-task shard set in ``encoding``."""
+    recipe = {"name": "loader_bench", "seed": 0, "shard_size": 16, "default_balance": "natural",
+              "encoding": encoding,
+              "sources": [{"name": "bench", "task": "deblur", "split": "train", "kind": "paired",
+                           "lq_dir": str(folder / "lq"), "gt_dir": str(folder / "gt")}]}
+    build_shards(validate_recipe(recipe), out, workers=1, progress=False)
+
+
+# ---------------------------------------------------------------------------- the two loaders
+
+
+class PngFolderPairs(torch.utils.data.Dataset):
+    """PromptIR-style: per sample, open both PNG files with PIL, random crop, random flips."""
+
+    def __init__(self, files: list[tuple[Path, Path]], crop: int):
+        self.files, self.crop = files, crop
+        self.rng = np.random.default_rng(0)
 
     def __len__(self) -> int:
-        return len(self.pairs)
+        return len(self.files)
 
-    def __getitem__(self, i: int):
-        gt_path, lq_path, sigma = self.pairs[i]
-        gt = np.asarray(Image.open(gt_path).convert("RGB"))
-        lq = None if lq_path is None else np.asarray(Image.open(lq_path).convert("RGB"))
-        return self.augment(gt, lq, sigma, "bench", i)
+    def __getitem__(self, i: int) -> tuple[np.ndarray, np.ndarray]:
+        gt_path, lq_path = self.files[i]
+        gt = np.array(Image.open(gt_path).convert("RGB"))
+        lq = np.array(Image.open(lq_path).convert("RGB"))
+        top = int(self.rng.integers(0, gt.shape[0] - self.crop + 1))
+        left = int(self.rng.integers(0, gt.shape[1] - self.crop + 1))
+        gt, lq = gt[top:top + self.crop, left:left + self.crop], lq[top:top + self.crop, left:left + self.crop]
+        if self.rng.random() < 0.5:
+            gt, lq = gt[:, ::-1], lq[:, ::-1]
+        if self.rng.random() < 0.5:
+            gt, lq = gt[::-1], lq[::-1]
+        return np.ascontiguousarray(lq), np.ascontiguousarray(gt)
 
 
-def collate_pairs(items):
-    """Same float conversion as the stream (numpy, see anyir.data.augment.to_batch)."""
+def collate(items):
+    """Same float conversion as the stream (anyir.data.augment.to_batch)."""
     return to_batch([lq for lq, _ in items]), to_batch([gt for _, gt in items])
 
 
-def time_stream(shards: Path, batch: int, crop: int, batches: int) -> float:
-    """Samples/s of the shard stream in this process (= one loader worker)."""
-    stream = MixtureStream(shards, "uniform", batch_size=batch, crop=crop, seed=0,
-                           samples_per_epoch=batch * (batches + 1), num_workers=1)
-    it = iter(stream)
-    next(it)  # warm-up (plan, first shard opens)
-    start = time.perf_counter()
-    n = sum(len(b["key"]) for _, b in zip(range(batches), it, strict=False))
-    return n / (time.perf_counter() - start)
+def time_baseline(files: list[tuple[Path, Path]], samples: int) -> float:
+    """Samples/s of the PNG-folder loader in this process."""
+    loader = torch.utils.data.DataLoader(PngFolderPairs(files, CROP), batch_size=BATCH, shuffle=True,
+                                         num_workers=0, collate_fn=collate)
+    done, start = 0, time.perf_counter()
+    while done < samples:
+        for lq, _ in loader:
+            done += len(lq)
+            if done >= samples:
+                break
+    return done / (time.perf_counter() - start)
 
 
-def time_folder(pairs, batch: int, crop: int, batches: int) -> float:
-    """Samples/s of the loose-file loader in this process."""
-    loader = torch.utils.data.DataLoader(FolderPairs(pairs, crop), batch_size=batch, shuffle=True, num_workers=0,
-                                         collate_fn=collate_pairs)
-    it = iter(loader)
-    next(it)
-    start = time.perf_counter()
-    n = 0
-    for _ in range(batches):
+class StreamTimer:
+    """The stream over one shard set; each call times the next ``samples`` samples."""
+
+    def __init__(self, shards: Path, items: int):
+        self.stream = MixtureStream(shards, "natural", batch_size=BATCH, crop=CROP, seed=0,
+                                    samples_per_epoch=max(items, BATCH) * 1000)
+        self._it = iter(self.stream)
+
+    def __call__(self, samples: int) -> float:
+        done, start = 0, time.perf_counter()
+        while done < samples:
+            done += len(next(self._it)["key"])
+        return done / (time.perf_counter() - start)
+
+
+# ---------------------------------------------------------------------------- alternatives
+
+
+def codecs() -> dict[str, tuple]:
+    """name -> (encode(array) -> bytes, decode(bytes) -> array) for the alternatives table."""
+    table = {
+        "png (level 1)": (lambda a: encode(a, "png", 1), lambda b: decode("gt.png", b)),
+        "npy (raw)": (lambda a: encode(a, "npy"), lambda b: decode("gt.npy", b)),
+    }
+    try:
+        import zstandard
+    except ImportError:
+        zstandard = None
+    if zstandard is not None:
+        for level in (1, 3):
+            cctx, dctx = zstandard.ZstdCompressor(level=level), zstandard.ZstdDecompressor()
+            table[f"npy + zstd-{level}"] = (lambda a, c=cctx: c.compress(encode(a, "npy")),
+                                             lambda b, d=dctx: decode("gt.npy", d.decompress(b)))
+
+    def webp(a: np.ndarray) -> bytes:
+        buf = io.BytesIO()
+        Image.fromarray(a).save(buf, format="WEBP", lossless=True, quality=0, method=0)
+        return buf.getvalue()
+
+    table["webp lossless (m0)"] = (webp, lambda b: np.asarray(Image.open(io.BytesIO(b)).convert("RGB")))
+    return table
+
+
+def best_ms(fn, items: list, repeats: int = 3) -> float:
+    """Best-of-``repeats`` milliseconds per item of ``fn`` over ``items``."""
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        for x in items:
+            fn(x)
+        best = min(best, (time.perf_counter() - start) / len(items))
+    return best * 1e3
+
+
+def alternatives(images: list[np.ndarray]) -> list[dict]:
+    """Decode ms per sample and disk per source image, whole and cut into 256/128 patches."""
+    rows = []
+    png_whole = None
+    h, w = images[0].shape[:2]
+    boxes = patch_boxes(h, w, *PATCH)
+    for name, (enc, dec) in codecs().items():
+        whole = [enc(a) for a in images]
+        assert all(np.array_equal(dec(b), a) for b, a in zip(whole[:2], images[:2], strict=False)), name
+        one_patch = [enc(np.ascontiguousarray(a[t:t + ph, lft:lft + pw])) for a in images
+                     for t, lft, ph, pw in boxes[:1]]
+        patch_bytes = sum(len(enc(np.ascontiguousarray(images[0][t:t + ph, lft:lft + pw]))) for t, lft, ph, pw in boxes)
+        whole_kb = statistics.mean(map(len, whole)) / 1024
+        png_whole = png_whole or whole_kb
+        for layout, blobs, kb in (("whole", whole, whole_kb), (f"patches {PATCH[0]}/{PATCH[1]}", one_patch,
+                                                                 patch_bytes / 1024)):
+            ms = best_ms(lambda b, d=dec: d(b)[:CROP, :CROP].copy(), blobs)  # decode + take a crop
+            rows.append({"encoding": name, "layout": layout, "decode_crop_ms": round(ms, 4),
+                         "kb_per_image": round(kb, 1), "disk_vs_png_whole": round(kb / png_whole, 2)})
+    return rows
+
+
+def augment_costs(pairs: list[tuple[np.ndarray, np.ndarray]]) -> dict[str, float]:
+    """ms per pair of the paired pad + crop + flips, numpy engine vs albumentations."""
+    out = {}
+    for engine in ("numpy", "albumentations"):
         try:
-            n += len(next(it)[0])
-        except StopIteration:
-            it = iter(loader)
-    return n / (time.perf_counter() - start)
+            aug = PairedAugment(CROP, engine=engine)
+        except ImportError:
+            continue
+        calls = [(gt, lq, i) for i, (gt, lq) in enumerate(pairs)] * 10
+        out[engine] = round(best_ms(lambda c, a=aug: a(c[0], c[1], None, 0, c[2]), calls), 4)
+    return out
 
 
-def time_train_step(variant: str, batch: int, crop: int, steps: int) -> float:
-    """Seconds per training step (forward, L1 loss, backward, Adam) on CPU."""
-    from anyir.model import create_model
+# ---------------------------------------------------------------------------- report
 
-    model = create_model(variant)
-    opt = torch.optim.Adam(model.parameters(), lr=2e-4)
-    x, y = torch.rand(batch, 3, crop, crop), torch.rand(batch, 3, crop, crop)
 
-    def step() -> None:
-        opt.zero_grad(set_to_none=True)
-        torch.nn.functional.l1_loss(model(x), y).backward()
-        opt.step()
+def machine() -> dict:
+    """What the figures were measured on."""
+    return {"cpus": os.cpu_count(), "platform": platform.platform(), "python": sys.version.split()[0],
+            "torch": torch.__version__, "numpy": np.__version__,
+            "load_average": [round(x, 2) for x in os.getloadavg()]}
 
-    step()  # warm-up
-    start = time.perf_counter()
-    for _ in range(steps):
-        step()
-    return (time.perf_counter() - start) / steps
+
+def print_report(r: dict) -> None:
+    """The figures as text."""
+    w, h = r["source_size"]
+    print(f"# loader_speed {r['date']}: {w}x{h} sources, {r['pairs']} pairs, crop {CROP}, batch {BATCH}, "
+          f"one process each side; {r['machine']['cpus']} CPUs, load average {r['machine']['load_average']} "
+          f"-> {r['load_average_after']}")
+    print(f"stream ({r['encoding']}) : {r['stream_samples_per_s']:9.1f} samples/s "
+          f"(first pass, hashing each tar: {r['stream_first_pass_samples_per_s']:.1f})")
+    print(f"PNG folder (PromptIR-style) : {r['baseline_samples_per_s']:9.1f} samples/s")
+    each = ", ".join(f"{x['ratio']:.1f}" for x in r["rounds"])
+    print(f"ratio                       : {r['ratio']:9.1f}x   (median of {len(r['rounds'])} alternating rounds: {each})")
+    d = r["disk"]
+    print(f"disk per pair: shards {d['shard_kb_per_pair']:.0f} KB, loose PNG {d['loose_png_kb_per_pair']:.0f} KB, "
+          f"raw {d['raw_kb_per_pair']:.0f} KB")
+    print(f"augment ms/pair: {r['augment_ms_per_pair']}")
+    print(f"\n{'encoding':20s} {'layout':16s} {'decode+crop ms':>14s} {'KB/image':>9s} {'x png':>6s}")
+    for row in r["alternatives"]:
+        print(f"{row['encoding']:20s} {row['layout']:16s} {row['decode_crop_ms']:14.3f} {row['kb_per_image']:9.1f} "
+              f"{row['disk_vs_png_whole']:6.2f}")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--shards", type=Path, help="an existing shard set (default: build a synthetic one)")
-    parser.add_argument("--image-size", type=int, default=320, help="stored image size of the built set (px)")
-    parser.add_argument("--per-image", type=int, default=2, help="crops per source image in the built set")
-    parser.add_argument("--batch", type=int, default=8)
-    parser.add_argument("--crop", type=int, default=128)
-    parser.add_argument("--batches", type=int, default=20, help="batches timed per loader")
-    parser.add_argument("--repeats", type=int, default=3, help="alternating loader runs; the best is reported")
-    parser.add_argument("--variants", default="nano,tiny", help="model variants to time (comma list)")
-    parser.add_argument("--steps", type=int, default=2, help="training steps timed per variant")
-    parser.add_argument("--train-threads", type=int, default=0,
-                        help="torch threads for the training step (0: torch's default; 1 is steadier on a busy box)")
+    parser.add_argument("--source-size", type=parse_size, default=(481, 321), help="WIDTHxHEIGHT of the sources")
+    parser.add_argument("--pairs", type=int, default=16, help="source pairs (distinct images)")
+    parser.add_argument("--rounds", type=int, default=3, help="alternating timing rounds")
+    parser.add_argument("--baseline-samples", type=int, default=0,
+                        help="samples per baseline round (default: enough for ~3 s at the first measurement)")
+    parser.add_argument("--json", type=Path, default=None, help="write the figures here")
     args = parser.parse_args()
-    train_threads = args.train_threads or torch.get_num_threads()
     torch.set_num_threads(1)  # as inside a DataLoader worker
-
-    with tempfile.TemporaryDirectory() as tmp:
-        shards = args.shards or build_bench_shards(Path(tmp) / "shards", args.image_size, args.per_image)
-        folder = Path(tmp) / "loose"
-        folder.mkdir()
-        pairs = write_loose_files(shards, folder)
-        sizes = {Image.open(p[0]).size for p in pairs[:50]}
-        runs = [(time_stream(shards, args.batch, args.crop, args.batches),
-                 time_folder(pairs, args.batch, args.crop, args.batches)) for _ in range(args.repeats)]
-        stream_sps, folder_sps = max(r[0] for r in runs), max(r[1] for r in runs)  # least disturbed run
-    torch.set_num_threads(train_threads)
-
-    print(f"# loader_speed: {time.strftime('%Y-%m-%d %H:%M')}, torch {torch.__version__}, "
-          f"{os.cpu_count()} CPUs; loaders 1 torch thread, training {train_threads} (shared, busy machine: noisy)")
-    print(f"images: {len(pairs)} pairs, stored sizes e.g. {sorted(sizes)[:3]}; batch {args.batch} x crop {args.crop}")
-    print(f"shard stream   : {stream_sps:8.1f} samples/s per worker process (best of {args.repeats}: "
-          f"{', '.join(f'{r[0]:.1f}' for r in runs)})")
-    print(f"loose files    : {folder_sps:8.1f} samples/s per worker process (PIL.open per file, same PNG bytes; "
-          f"{', '.join(f'{r[1]:.1f}' for r in runs)})")
-    print(f"stream / folder: {stream_sps / folder_sps:8.2f}x")
-    for variant in [v for v in args.variants.split(",") if v]:
-        step_s = time_train_step(variant, args.batch, args.crop, args.steps)
-        demand = args.batch / step_s
-        print(f"train step {variant:5s}: {step_s:7.3f} s/step on CPU = {demand:7.1f} samples/s demanded; "
-              f"one stream worker supplies {stream_sps / demand:7.1f}x that")
+    width, height = args.source_size
+    encoding = load_recipe("demo").encoding.model_dump(mode="json")  # the shipped training default
+    report = {"date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "machine": machine(),
+              "source_size": [width, height], "pairs": args.pairs, "crop": CROP, "batch": BATCH,
+              "encoding": encoding}
+    with tempfile.TemporaryDirectory(prefix="anyir-loader-") as tmp:
+        pairs = source_pairs(width, height, args.pairs)
+        files = write_folder(pairs, Path(tmp) / "folder")
+        shards = Path(tmp) / "shards"
+        build_set(Path(tmp) / "folder", shards, encoding)
+        stream = StreamTimer(shards, args.pairs)
+        report["stream_first_pass_samples_per_s"] = round(stream(max(args.pairs, BATCH)), 1)
+        probe = time_baseline(files, BATCH)
+        n_base = args.baseline_samples or max(BATCH, int(probe * 3) // BATCH * BATCH)  # ~3 s a round
+        n_stream = max(BATCH * 8, int(report["stream_first_pass_samples_per_s"] * 3) // BATCH * BATCH)
+        rounds = []
+        for _ in range(args.rounds):
+            base = time_baseline(files, n_base)
+            fast = stream(n_stream)
+            rounds.append({"stream": round(fast, 1), "baseline": round(base, 1), "ratio": round(fast / base, 2)})
+        report["rounds"] = rounds
+        report["stream_samples_per_s"] = statistics.median(x["stream"] for x in rounds)
+        report["baseline_samples_per_s"] = statistics.median(x["baseline"] for x in rounds)
+        report["ratio"] = statistics.median(x["ratio"] for x in rounds)
+        shard_bytes = sum(p.stat().st_size for p in shards.rglob("*.tar"))
+        png_bytes = sum(p.stat().st_size for pair in files for p in pair)
+        report["disk"] = {"shard_kb_per_pair": round(shard_bytes / args.pairs / 1024, 1),
+                          "loose_png_kb_per_pair": round(png_bytes / args.pairs / 1024, 1),
+                          "raw_kb_per_pair": round(2 * width * height * 3 / 1024, 1)}
+        report["augment_ms_per_pair"] = augment_costs(pairs[:4])
+        report["alternatives"] = alternatives([gt for gt, _ in pairs[:8]])
+    report["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
+    print_report(report)
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=1) + "\n")
+        print(f"\nwrote {args.json}")
 
 
 if __name__ == "__main__":

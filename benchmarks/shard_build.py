@@ -1,8 +1,9 @@
 """Shard build throughput and image encoding trade-offs.
 
-Prints: images/s for building the demo recipe with 1 and 2 workers, the share of single-worker
-build time spent encoding PNGs, and for PNG compress levels 0/1/3/6/9, raw .npy and lossless WebP:
-bytes per image, encode and decode time. Timings are wall-clock on whatever machine runs this
+Prints: images/s and disk size for building the demo recipe with 1 and 2 workers in its shipped
+encoding (train ``npy``, test PNG) and with train PNG, the share of single-worker build time spent
+encoding, and for PNG compress levels 0/1/3/6/9, raw .npy and lossless WebP: bytes per image,
+encode and decode time. (Decode costs at photo sizes, and patches: benchmarks/loader_speed.py.) Timings are wall-clock on whatever machine runs this
 (say which, and how busy, when you quote them).
 
     .venv/bin/python benchmarks/shard_build.py [--repeats 3]
@@ -21,54 +22,53 @@ import numpy as np
 from PIL import Image
 
 from anyir.data import shard_writer
-from anyir.data.images import decode_image
-from anyir.data.recipe import load_recipe
-from anyir.data.shard_reader import iter_samples
+from anyir.data.build import build_shards
+from anyir.data.codec import decode, encode
+from anyir.data.recipe import Recipe, load_recipe
+from anyir.data.samples import iter_samples
 
 
-def build_rate(workers: int, out: Path) -> tuple[float, int]:
-    """(images/s, images) for a full demo build; 'images' counts every gt and lq written."""
+def demo_recipe(train_format: str) -> Recipe:
+    """The demo recipe with its train split in ``train_format`` (test stays PNG)."""
+    recipe = load_recipe("demo")
+    return recipe.model_copy(update={"encoding": recipe.encoding.model_copy(update={"format": train_format})})
+
+
+def build_rate(recipe: Recipe, workers: int, out: Path) -> tuple[float, int, float]:
+    """(images/s, images, train MB on disk) for a full build; 'images' counts every gt and lq written."""
     start = time.perf_counter()
-    manifest = shard_writer.build_shards(load_recipe("demo"), out, workers=workers, progress=False)
+    manifest = build_shards(recipe, out, workers=workers, progress=False)
     seconds = time.perf_counter() - start
     images = sum(ts.samples * (1 if t == "denoise" else 2) for s in manifest.splits.values() for t, ts in s.items())
-    return images / seconds, images
+    train_mb = sum(sh.bytes for ts in manifest.splits["train"].values() for sh in ts.shards) / 2**20
+    return images / seconds, images, train_mb
 
 
-def encoding_share(out: Path) -> float:
-    """Fraction of a 1-worker build spent inside PNG encoding."""
+def encoding_share(recipe: Recipe, out: Path) -> float:
+    """Fraction of a 1-worker build spent inside image encoding."""
     spent = [0.0]
-    real = shard_writer.encode_png
+    real = shard_writer.encode
 
-    def timed(arr, level):
+    def timed(arr, fmt, level=1):
         t0 = time.perf_counter()
-        data = real(arr, level)
+        data = real(arr, fmt, level)
         spent[0] += time.perf_counter() - t0
         return data
 
-    shard_writer.encode_png = timed
+    shard_writer.encode = timed
     try:
         start = time.perf_counter()
-        shard_writer.build_shards(load_recipe("demo"), out, workers=1, progress=False)
+        build_shards(recipe, out, workers=1, progress=False)
         total = time.perf_counter() - start
     finally:
-        shard_writer.encode_png = real
+        shard_writer.encode = real
     return spent[0] / total
 
 
 def encoders() -> dict[str, tuple]:
     """name -> (encode(arr) -> bytes, decode(bytes) -> arr)."""
     def png(level):
-        def enc(a):
-            buf = io.BytesIO()
-            Image.fromarray(a).save(buf, format="PNG", compress_level=level)
-            return buf.getvalue()
-        return enc, lambda b: decode_image(b)
-
-    def npy_enc(a):
-        buf = io.BytesIO()
-        np.save(buf, a, allow_pickle=False)
-        return buf.getvalue()
+        return (lambda a: encode(a, "png", level)), (lambda b: decode("gt.png", b))
 
     def webp_enc(a):
         buf = io.BytesIO()
@@ -76,8 +76,8 @@ def encoders() -> dict[str, tuple]:
         return buf.getvalue()
 
     table = {f"png-{lvl}": png(lvl) for lvl in (0, 1, 3, 6, 9)}
-    table["npy (raw)"] = (npy_enc, lambda b: np.load(io.BytesIO(b), allow_pickle=False))
-    table["webp-lossless m0"] = (webp_enc, lambda b: decode_image(b))
+    table["npy (raw, view)"] = (lambda a: encode(a, "npy"), lambda b: decode("gt.npy", b))
+    table["webp-lossless m0"] = (webp_enc, lambda b: np.asarray(Image.open(io.BytesIO(b)).convert("RGB")))
     return table
 
 
@@ -113,12 +113,16 @@ def main() -> None:
     args = parser.parse_args()
     print(f"machine: {os.cpu_count()} CPUs visible; timings are wall-clock and depend on machine load")
     with tempfile.TemporaryDirectory() as tmp:
-        for workers in (1, 2):
-            rate, n = build_rate(workers, Path(tmp) / f"w{workers}")
-            print(f"demo build, {workers} worker(s): {rate:7.1f} images/s ({n} images incl. lq)")
-        print(f"share of 1-worker build time in PNG encoding (level 1): {encoding_share(Path(tmp) / 'enc'):.0%}")
-        images = [s.gt for s in iter_samples(Path(tmp) / "w1", "train", tasks=["dehaze"])][:24]
-        images += [s.lq for s in iter_samples(Path(tmp) / "w1", "train", tasks=["derain"])][:24]
+        for fmt in ("npy", "png"):
+            recipe = demo_recipe(fmt)
+            for workers in (1, 2):
+                rate, n, train_mb = build_rate(recipe, workers, Path(tmp) / f"{fmt}{workers}")
+                print(f"demo build, train {fmt}, {workers} worker(s): {rate:7.1f} images/s ({n} images incl. lq), "
+                      f"train split {train_mb:.1f} MB")
+            print(f"share of 1-worker build time in encoding (train {fmt}): "
+                  f"{encoding_share(recipe, Path(tmp) / f'enc-{fmt}'):.0%}")
+        images = [s.gt for s in iter_samples(Path(tmp) / "png1", "train", tasks=["dehaze"])][:24]
+        images += [s.lq for s in iter_samples(Path(tmp) / "png1", "train", tasks=["derain"])][:24]
     compare_encodings(images, args.repeats)
 
 

@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
-# A short prepared training run that prints images/s, peak GPU memory and the loader wait share.
+# The prepared GPU check (see scripts/gpu_check.py): AnyIR-T train images/s in bf16 with and without
+# torch.compile (compile warm-up apart), peak memory, loader wait share at N workers with the npy
+# shards, inference images/s at 256x256 (vs PromptIR with --promptir DIR), one JSON summary.
 #
-#   scripts/gpu_check.sh                      # GPU: 300 steps of tiny, global batch 32, crop 128, bf16
-#   scripts/gpu_check.sh --cpu-smoke          # CPU: a few small steps, to check that the script works
-#   scripts/gpu_check.sh --steps 500 --num-workers 12 --shards shards/demo
+#   scripts/gpu_check.sh --json $OUT/gpu_check.json                 # GPU: ~3-4 min on an H100/A100
+#   scripts/gpu_check.sh --promptir ../PromptIR --num-workers 12    # also PromptIR; more loader workers
+#   scripts/gpu_check.sh --cpu-smoke                                # CPU: every phase tiny, checks the script
 #
 # Needs no installed package: it runs the source tree with PYTHONPATH=. (python from $PYTHON, else
-# .venv/bin/python, else python3). Shards: --shards DIR, else the demo recipe is built into a temp dir.
+# .venv/bin/python, else python3). Besides torch it imports numpy, Pillow, OpenCV, scikit-image,
+# pydantic, PyYAML, tqdm, safetensors (and einops for PromptIR); not webdataset, albumentations,
+# duckdb, pyiqa or datasets. Shards: --shards DIR, else the demo recipe is built into a temp dir.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY="${PYTHON:-}"

@@ -55,9 +55,33 @@ def _one_torch_thread():
 def tiny_shards(tmp_path_factory) -> Path:
     """A built shard set: denoise (online sigmas 15/25/50), derain, dehaze, deblur, lowlight; train
     and test splits; uneven counts; denoise and derain have 2 train shards, the others one."""
+    from anyir.data.build import build_shards
     from anyir.data.recipe import validate_recipe
-    from anyir.data.shard_writer import build_shards
 
     out = tmp_path_factory.mktemp("tiny_shards")
     build_shards(validate_recipe(tiny_recipe_dict()), out, workers=1, progress=False)
     return out
+
+
+def reseal_manifest(shard_dir: Path) -> None:
+    """Rewrite the manifest's bytes / sha256 / sample count / keys digest of every shard from the
+    tars on disk: simulates a build that really produced tampered tars (so the reader's checks
+    pass and the test reaches what it wants to test, e.g. that unknown members are never decoded)."""
+    import hashlib
+    import json
+    import tarfile
+
+    from anyir.data.reader import keys_digest, split_member_name
+
+    path = shard_dir / "manifest.json"
+    raw = json.loads(path.read_text())
+    for tasks in raw["splits"].values():
+        for ts in tasks.values():
+            for shard in ts["shards"]:
+                data = (shard_dir / shard["path"]).read_bytes()
+                with tarfile.open(shard_dir / shard["path"]) as tar:
+                    keys = list(dict.fromkeys(split_member_name(m.name)[0] for m in tar if m.isfile()))
+                shard.update(bytes=len(data), sha256=hashlib.sha256(data).hexdigest(), samples=len(keys),
+                             keys_sha256=keys_digest(keys))
+            ts["samples"] = sum(s["samples"] for s in ts["shards"])
+    path.write_text(json.dumps(raw, sort_keys=True, indent=1) + "\n")

@@ -11,9 +11,10 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from anyir.cli import app
+from anyir.data.build import BuildError, build_shards
+from anyir.data.images import ALPHA_DROPPED, read_image_bytes, to_rgb8
 from anyir.data.recipe import validate_recipe
-from anyir.data.shard_reader import iter_samples
-from anyir.data.shard_writer import BuildError, build_shards
+from anyir.data.samples import iter_samples
 
 NOISE = {"name": "noise", "sigmas": [25]}
 
@@ -62,12 +63,29 @@ def test_grayscale_rgba_16bit_palette_converted_and_recorded(tmp_path):
     by_file = {s.meta["files"]["gt"]: s for s in iter_samples(tmp_path / "out", "train")}
     assert set(by_file) == {"gray.png", "rgba.png", "deep.png", "pal.png"}
     assert by_file["gray.png"].meta["conversions"] == ["gt: L->RGB"]
-    assert "alpha composited on white" in by_file["rgba.png"].meta["conversions"][0]
-    assert (by_file["rgba.png"].gt == 255).all()  # transparent pixels become the white background
+    assert by_file["rgba.png"].meta["conversions"] == [f"gt: RGBA->RGB ({ALPHA_DROPPED})"]
+    assert (by_file["rgba.png"].gt == 10).all()  # alpha dropped as PIL convert('RGB') does: colour kept
     assert "16-bit scaled to 8-bit" in by_file["deep.png"].meta["conversions"][0]
     np.testing.assert_array_equal(by_file["deep.png"].gt[..., 0], ramp)  # 16-bit ramp maps back exactly
     assert by_file["pal.png"].meta["conversions"] == ["gt: P->RGB"]
     assert all(s.gt.dtype == np.uint8 and s.gt.shape == (16, 16, 3) for s in by_file.values())
+
+
+@pytest.mark.parametrize("mode", ["RGBA", "LA", "P"])
+def test_transparency_is_dropped_exactly_like_the_reference_loaders(mode):
+    # PromptIR/AdaIR/MoCE-IR read images with PIL convert("RGB"): the stored colour, alpha ignored.
+    rng = np.random.default_rng(0)
+    rgba = np.dstack([rng.integers(0, 256, (12, 10, 3), dtype=np.uint8), rng.integers(0, 256, (12, 10), dtype=np.uint8)])
+    img = Image.fromarray(rgba, "RGBA")
+    if mode == "LA":
+        img = img.convert("LA")
+    elif mode == "P":
+        img = img.convert("RGB").quantize(16)
+        img.info["transparency"] = 3
+    arr, conversions = to_rgb8(img)
+    np.testing.assert_array_equal(arr, np.asarray(img.convert("RGB")))
+    assert conversions == [f"{mode}->RGB ({ALPHA_DROPPED})"]
+    assert read_image_bytes(png_bytes(rgba, "RGBA"))[1] == [f"RGBA->RGB ({ALPHA_DROPPED})"]  # hf bytes cells too
 
 
 def test_pairs_of_different_sizes_and_unpartnered_degraded_images(tmp_path):
@@ -95,11 +113,14 @@ def test_missing_or_empty_source_folder(tmp_path, state):
     (good / "a.png").write_bytes(png_bytes(np.zeros((8, 8, 3), np.uint8)))
     second = {"name": "other", "task": "denoise", "split": "train", "kind": "synthetic",
               "images": {"folder": str(good)}, "degradation": NOISE}
-    manifest = build_shards(clean_recipe(folder, second), tmp_path / "out", progress=False)  # task still has samples
+    optional = {"name": "clean", "task": "denoise", "split": "train", "kind": "synthetic", "optional": True,
+                "images": {"folder": str(folder)}, "degradation": NOISE}
+    recipe = validate_recipe({"name": "bad", "sources": [optional, second]})
+    manifest = build_shards(recipe, tmp_path / "out", progress=False)  # an optional source may be empty
     assert manifest.counts("train") == {"denoise": 1}
     assert manifest.rejections[0].file == str(folder)
     assert manifest.rejections[0].reason.startswith("folder not found" if state == "missing" else "no image files")
-    with pytest.raises(BuildError, match=r"task denoise \(train\) has no samples.*imgs"):
+    with pytest.raises(BuildError, match=r"denoise.*imgs"):  # the empty source is named, with its folder
         build_shards(clean_recipe(folder), tmp_path / "out2", progress=False)
     assert not (tmp_path / "out2/manifest.json").exists()
 

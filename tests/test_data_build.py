@@ -9,15 +9,17 @@ import json
 import tarfile
 
 import pytest
-from conftest import tiny_recipe_dict
+from conftest import reseal_manifest, tiny_recipe_dict
 from typer.testing import CliRunner
 
 from anyir.cli import app
-from anyir.data import shard_writer
-from anyir.data.manifest import ManifestError, load_manifest, verify_shards
+from anyir.data import build as build_module
+from anyir.data.build import build_shards
+from anyir.data.manifest import ManifestError, load_manifest
+from anyir.data.reader import verify_shard_set
 from anyir.data.recipe import validate_recipe
-from anyir.data.shard_reader import iter_samples, iter_tar_members
-from anyir.data.shard_writer import build_shards
+from anyir.data.samples import iter_samples
+from anyir.data.shardset import ShardSet
 
 runner = CliRunner()
 
@@ -83,10 +85,15 @@ def test_rebuild_is_byte_identical_for_1_and_2_workers(tmp_path):
     assert shard_hashes(tmp_path / "c")["dehaze/train-000000.tar"] != shard_hashes(tmp_path / "a")["dehaze/train-000000.tar"]
 
 
-def test_interrupted_rebuild_never_references_a_partial_shard(tmp_path, monkeypatch):
+def verify_shards(shard_dir):
+    return verify_shard_set(ShardSet.open(shard_dir))
+
+
+def test_interrupted_rebuild_keeps_the_old_set_intact(tmp_path, monkeypatch):
     out = tmp_path / "set"
-    build_shards(small_recipe(shard_size=2), out, progress=False)  # more shards than the rebuild below
-    real = shard_writer.write_shard
+    old = build_shards(small_recipe(shard_size=2), out, progress=False)  # more shards than the rebuild below
+    old_bytes = shard_hashes(out)
+    real = build_module.write_shard
     calls = []
 
     def dying(job):
@@ -95,29 +102,52 @@ def test_interrupted_rebuild_never_references_a_partial_shard(tmp_path, monkeypa
             raise KeyboardInterrupt  # the user pressed ^C mid-build
         return real(job)
 
-    monkeypatch.setattr(shard_writer, "write_shard", dying)
+    monkeypatch.setattr(build_module, "write_shard", dying)
     with pytest.raises(KeyboardInterrupt):
         build_shards(small_recipe(), out, progress=False)
-    with pytest.raises(ManifestError, match="did not finish"):
-        load_manifest(out)
-    monkeypatch.setattr(shard_writer, "write_shard", real)
-    (out / "dehaze/.train-000000.tar.tmp-999").write_bytes(b"partial")  # leftover of a killed worker
+    assert load_manifest(out) == old and shard_hashes(out) == old_bytes and verify_shards(out) == []
+    assert not list(tmp_path.glob(".set.*"))  # the staging folder went with the failure
+    monkeypatch.setattr(build_module, "write_shard", real)
+    (tmp_path / ".set.build-999999").mkdir()  # leftovers of a SIGKILLed build (dead pid)
+    (out / "dehaze/.train-000000.tar.tmp-999999").write_bytes(b"partial")
+    (out / ".manifest.json.tmp-999999").write_text("{")
     manifest = build_shards(small_recipe(), out, progress=False)
-    listed = {s.path for ts in manifest.splits.values() for t in ts.values() for s in t.shards}
+    listed = {s.path for s in manifest.all_shards()}
     on_disk = {p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file() and p.name != "manifest.json"}
     assert on_disk == listed  # stale shards of the old, bigger build and temp files are gone
-    assert verify_shards(out) == []
+    assert not list(tmp_path.glob(".set.*")) and verify_shards(out) == []
+
+
+def test_a_failing_rebuild_with_a_wrong_root_leaves_the_good_set_usable(tmp_path):
+    out = tmp_path / "set"
+    good = build_shards(small_recipe(), out, progress=False)
+    broken = small_recipe(sources=[{"name": "gone", "task": "dehaze", "split": "train", "kind": "paired",
+                                    "lq_dir": str(tmp_path / "nope/lq"), "gt_dir": str(tmp_path / "nope/gt")}])
+    with pytest.raises(build_module.BuildError, match="source 'gone'.*yields no samples"):
+        build_shards(broken, out, progress=False)
+    assert load_manifest(out) == good and verify_shards(out) == []
+
+
+def test_refuses_to_replace_a_folder_that_is_not_a_shard_set(tmp_path):
+    (tmp_path / "home").mkdir()
+    (tmp_path / "home/thesis.tex").write_text("precious")
+    with pytest.raises(build_module.BuildError, match="not a shard set"):
+        build_shards(small_recipe(), tmp_path / "home", progress=False)
+    assert (tmp_path / "home/thesis.tex").read_text() == "precious"
 
 
 def test_reader_ignores_unknown_members_and_never_unpickles(tmp_path):
     build_shards(small_recipe(), tmp_path, progress=False)
     shard = tmp_path / "dehaze/test-000000.tar"
-    first_key = next(iter_tar_members(shard))[0]
-    with tarfile.open(shard, "a") as tar:  # a tampered shard carrying a pickle
-        payload = b"cos\nsystem\n(S'touch /tmp/anyir_pwned'\ntR."
-        info = tarfile.TarInfo(f"{first_key}.pyd")
-        info.size = len(payload)
-        tar.addfile(info, io.BytesIO(payload))
+    with tarfile.open(shard) as tar:
+        members = [(m, tar.extractfile(m).read()) for m in tar.getmembers()]
+    first_key = members[0][0].name.partition(".")[0]
+    payload = b"cos\nsystem\n(S'touch /tmp/anyir_pwned'\ntR."
+    with tarfile.open(shard, "w") as tar:  # a tampered shard: the first sample also carries a pickle
+        for info, data in [(tarfile.TarInfo(f"{first_key}.pyd"), payload), *members]:
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    reseal_manifest(tmp_path)  # even when the manifest lists the tampered tar, the pickle is never read
     samples = list(iter_samples(tmp_path, "test", tasks=["dehaze"]))
     assert len(samples) == 2
     assert not (tmp_path.parent / "anyir_pwned").exists()
@@ -130,7 +160,8 @@ def test_verify_detects_a_modified_shard_and_cli_exits_1(tmp_path):
     data = bytearray(shard.read_bytes())
     data[600] ^= 0xFF
     shard.write_bytes(bytes(data))
-    assert verify_shards(tmp_path) == ["dehaze/train-000000.tar: sha256 differs from the manifest (file modified or corrupt)"]
+    (problem,) = verify_shards(tmp_path)
+    assert problem.startswith("dehaze/train-000000.tar: sha256 differs from the manifest")
     result = runner.invoke(app, ["shards", "verify", str(tmp_path)])
     assert result.exit_code == 1 and "dehaze/train-000000.tar" in result.output
 
@@ -175,7 +206,7 @@ def test_cli_errors_are_one_line_with_exit_2(tmp_path):
 def test_max_samples_caps_with_a_fixed_random_subset(tmp_path):
     raw = tiny_recipe_dict(name="cap", shard_size=64)
     raw["sources"] = [s for s in raw["sources"] if s["task"] == "derain"]
-    every = sorted(i.key for i in shard_writer.scan_recipe(validate_recipe(raw))[0] if i.split == "train")
+    every = sorted(i.key for i in build_module.scan_recipe(validate_recipe(raw)).items if i.split == "train")
     raw["sources"][0]["max_samples"] = 5
     recipe = validate_recipe(raw)
     build_shards(recipe, tmp_path / "a", progress=False)
@@ -189,7 +220,8 @@ def test_hub_dataset_unreachable_offline_is_a_clear_rejection(tmp_path, monkeypa
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     raw = {"name": "hub", "sources": [{"name": "cdd", "task": "low", "split": "test", "kind": "hf",
                                        "hub": "anyir-test/definitely-not-cached", "gt_column": "clear", "lq_column": "low"}]}
-    items, rejections, _ = shard_writer.scan_recipe(validate_recipe(raw))
+    scan = build_module.scan_recipe(validate_recipe(raw))
+    items, rejections = scan.items, scan.rejections
     assert not items and rejections[0].file == "anyir-test/definitely-not-cached"
     assert rejections[0].reason.startswith("cannot open dataset")
 
@@ -208,5 +240,5 @@ def test_online_noise_sigmas_share_their_crop_and_keys_stay_dot_free(tiny_shards
     assert len(crops) == 4 and all(len(boxes) == 1 for boxes in crops.values())
     raw = tiny_recipe_dict()
     raw["sources"] = [{**raw["sources"][0], "degradation": {"name": "noise", "sigmas": [12.5]}}]
-    items, _, _ = shard_writer.scan_recipe(validate_recipe(raw))
+    items = build_module.scan_recipe(validate_recipe(raw)).items
     assert items[0].key.endswith("__s12p5") and "." not in items[0].key

@@ -12,9 +12,9 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from anyir.cli import app
+from anyir.data.build import BuildError, build_shards, scan_recipe
 from anyir.data.recipe import validate_recipe
-from anyir.data.shard_reader import iter_samples
-from anyir.data.shard_writer import BuildError, build_shards, scan_recipe
+from anyir.data.samples import iter_samples
 
 NOISE = {"name": "noise", "sigmas": [15, 25, 50]}
 
@@ -193,6 +193,17 @@ def test_bsd400_wed_moce_layout(tmp_path):
     assert {s.meta["files"]["gt"] for s in samples} == {"WaterlooED/00001.bmp", "BSD400/117025.jpg"}
 
 
+def test_test_sets_beside_the_training_folders_are_noted_never_built(tmp_path):
+    root = tmp_path / "denoising"  # MoCE-IR keeps its test sets next to the training folders
+    put(root / "WaterlooED/00001.bmp", 90)
+    put(root / "BSD400/117025.jpg", 120)
+    put(root / "Urban100/img_001.png", 60)
+    samples, manifest = build(tmp_path, {"kind": "layout", "layout": "bsd400_wed", "root": str(root), "degradation": NOISE})
+    assert {s.meta["files"]["gt"] for s in samples} == {"WaterlooED/00001.bmp", "BSD400/117025.jpg"}
+    assert [(n.file, n.reason.split(" (")[0]) for n in manifest.notes] == [(str(root / "Urban100"),
+                                                                             "ignored folder Urban100/")]
+
+
 def test_bsd400_list_names_matched_leniently_never_dropped_silently(tmp_path):
     root = tmp_path / "Denoise"
     for name in ("00001.bmp", "00002.bmp", "117025.jpg", "2092.jpg", "extra.png"):
@@ -213,7 +224,7 @@ def test_layout_mismatch_names_folder_expected_layout_and_nearest_match(tmp_path
     put(root / "gt/norain-1.png", 50)
     recipe = validate_recipe({"name": "x", "sources": [
         {"name": "rain", "task": "derain", "split": "train", "kind": "layout", "layout": "rain100l", "root": str(root)}]})
-    _, rejections, _ = scan_recipe(recipe)
+    rejections = scan_recipe(recipe).rejections
     reason = rejections[0].reason
     assert rejections[0].file == str(root)
     assert "rainy/rain-N.png + gt/norain-N.png" in reason and "'rainy' ~ 'Rainy'" in reason

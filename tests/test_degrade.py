@@ -83,3 +83,18 @@ def test_specs_reject_typos_and_reversed_ranges():
         adapter.validate_python({"name": "haze", "beta": [2, 1]})
     with pytest.raises(ValidationError):
         adapter.validate_python({"name": "snow"})
+
+
+def test_truncating_noise_is_promptirs_test_rule_for_the_same_draw():
+    from anyir.degrade.noise import add_gaussian_noise
+
+    clean = IMG
+    noisy = add_gaussian_noise(clean, 25, rng_from_key(0, "k"), rounding="truncate")
+    noise = rng_from_key(0, "k").standard_normal(clean.shape, dtype=np.float32)
+    np.testing.assert_array_equal(noisy, np.clip(clean + noise * 25, 0, 255).astype(np.uint8))
+    rounded = add_gaussian_noise(clean, 25, rng_from_key(0, "k"))
+    diff = rounded.astype(int) - noisy.astype(int)
+    assert set(np.unique(diff)) <= {0, 1} and 0.3 < diff.mean() < 0.7  # truncation: about half a level lower
+    with pytest.raises(ValueError, match="rounding"):
+        add_gaussian_noise(clean, 25, rng_from_key(0, "k"), rounding="floor")
+

@@ -52,8 +52,11 @@ def test_published_csv_holds_the_seed_tables_and_anchors():
     frame = load_published_csv()
     seed = frame[frame["citation"].str.contains(SEED_PAPER)]
     per_table = seed.groupby(seed["citation"].str[-7:]).size().to_dict()
-    # Every method row: 15 x 12 values (DA-CLIP has no average), 16 x 12, 8 x 24 (WeatherDiff no average).
+    # Every method row: 15 x 12 values (DA-CLIP has no average), 16 x 12, 8 x 24 (WeatherDiff: no haze_snow).
     assert per_table == {"Table 1": 178, "Table 2": 192, "Table 3": 190}
+    weatherdiff = seed[seed.method == "WeatherDiff"].set_index(["task", "metric"])["value"]
+    assert weatherdiff[("average", "psnr")] == 22.49 and weatherdiff[("average", "ssim")] == 0.799
+    assert "haze_snow" not in set(weatherdiff.index.get_level_values("task"))  # the blank cell of Table 3
     assert seed.groupby(seed["citation"].str[-7:])["method"].nunique().to_dict() == {
         "Table 1": 15, "Table 2": 16, "Table 3": 8}
     anyir_t = seed[(seed.method == "AnyIR-T") & (seed.task == "average")].set_index(["setting", "metric"])["value"]

@@ -16,7 +16,7 @@ def test_quickstart_twice_reuses_shards_and_adds_a_run(tmp_path):
     runner = CliRunner()
     first = runner.invoke(app, args)
     assert first.exit_code == 0, first.output
-    assert "building the demo recipe" in first.output
+    assert "building the demo recipe" in first.output and "reusing" not in first.output
     for column in ("input", "model", "gain dB", "AnyIR-T", "PromptIR", "lowlight", "demo_s50"):
         assert column in first.output, column
     second = runner.invoke(app, args)

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from anyir.data.build import scan_counts
 from anyir.data.recipe import RecipeError, available_recipes, load_recipe
-from anyir.data.shard_writer import scan_counts
 
 
 def test_every_shipped_recipe_validates():
@@ -120,7 +120,7 @@ def _fake_zeroshot_tree(root):
     ("zeroshot", _fake_zeroshot_tree, {"test": {"desnow": 1, "underwater": 3}}),
 ])
 def test_shipped_recipes_build_from_fake_trees_in_their_layouts(tmp_path, name, make, expected):
-    from anyir.data.shard_writer import build_shards
+    from anyir.data.build import build_shards
 
     make(tmp_path / "root")
     manifest = build_shards(load_recipe(name, data_root=tmp_path / "root"), tmp_path / "out", progress=False)
@@ -131,9 +131,9 @@ def test_shipped_recipes_build_from_fake_trees_in_their_layouts(tmp_path, name, 
 
 
 def test_synthetic_source_with_a_composition_records_every_step(tmp_path):
+    from anyir.data.build import build_shards
     from anyir.data.recipe import validate_recipe
-    from anyir.data.shard_reader import iter_samples
-    from anyir.data.shard_writer import build_shards
+    from anyir.data.samples import iter_samples
 
     steps = [{"name": "lowlight", "gamma": 1.5}, {"name": "haze"}, {"name": "rain", "density": 0.01}]
     recipe = validate_recipe({"name": "combo", "sources": [

@@ -13,10 +13,12 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import reseal_manifest
 
 from anyir.data.balance import epoch_counts
-from anyir.data.shard_reader import iter_samples
-from anyir.data.stream import MixtureStream, ShardSkippedWarning, make_loader
+from anyir.data.loader import make_loader
+from anyir.data.samples import iter_samples
+from anyir.data.stream import MixtureStream, ShardSkippedWarning
 
 
 def stream(shards, weights="natural", **kw) -> MixtureStream:
@@ -244,6 +246,7 @@ def test_malicious_members_are_never_decoded(tiny_shards, tmp_path):
     assert probe.exists()  # the payload really runs when unpickled
     for tar in (shards / "dehaze").glob("train-*.tar"):
         _rewrite_tar(tar, {"pyd": payload, "pickle": payload, "pth": payload})
+    reseal_manifest(shards)  # as if a build had written these members: the checks pass, the members stay unread
     s = stream(shards, {"dehaze": 1.0}, samples_per_epoch=10)
     keys = [k for b in s for k in b["key"]]
     assert len(keys) == 10 and s.skipped_shards == 0
@@ -262,7 +265,8 @@ def test_truncated_shard_is_skipped_with_warning_and_counts_stay_exact(tiny_shar
     tasks = Counter(t for b in batches for t in b["task"])
     assert tasks == Counter(epoch_counts(s.weights, 40))
     assert s.skipped_shards == 1 and s.skipped_shard_urls == [str(bad)]
-    assert s.state_dict()["skipped_shards"] == [str(bad)]
+    assert "bytes, the manifest says" in s.state_dict()["skipped_shards"][str(bad)]
+    assert s.replaced_samples == 8  # the whole shard is skipped: none of its samples is used
 
 
 def test_url_prefix_reads_tars_through_webdataset_urls(tiny_shards, tmp_path):
@@ -291,6 +295,7 @@ def test_undecodable_sample_is_replaced_by_a_spare_of_its_task(tiny_shards, tmp_
         for info, data in members:
             data = b"not a png" if info.name == f"{broken_key}.gt.png" else data
             tar.addfile(_info(info.name, data), io.BytesIO(data))
+    reseal_manifest(shards)  # the tar is intact, one image inside it is not
     s = stream(shards, {"deblur": 1.0}, samples_per_epoch=14)  # every deblur sample twice
     with pytest.warns(ShardSkippedWarning, match=broken_key):
         keys = [k for b in s for k in b["key"]]
@@ -311,3 +316,145 @@ def test_make_loader_reads_rank_and_world_size_from_torchrun_env(tiny_shards, mo
     monkeypatch.setenv("WORLD_SIZE", "2")
     loader = make_loader(tiny_shards, "uniform", batch_size=2, crop=32, samples_per_epoch=20)
     assert (loader.stream.rank, loader.stream.world_size, loader.steps_per_epoch) == (1, 2, 5)
+
+
+def _with_foreign_shard(tiny_shards, tmp_path, target: str, source: Path) -> Path:
+    shards = tmp_path / "shards"
+    shutil.copytree(tiny_shards, shards)
+    shutil.copy(source, shards / target)
+    return shards
+
+
+def test_a_shard_of_another_task_under_the_expected_name_is_never_trained_on(tiny_shards, tmp_path):
+    # dehaze's tar served as lowlight's: without checks, dehaze samples would train as lowlight.
+    shards = _with_foreign_shard(tiny_shards, tmp_path, "lowlight/train-000000.tar",
+                                 tiny_shards / "dehaze/train-000000.tar")
+    dehaze_keys = {s.key for s in iter_samples(tiny_shards, "train", tasks=["dehaze"])}
+    s = stream(shards, {"lowlight": 1.0, "derain": 1.0}, samples_per_epoch=16)
+    with pytest.warns(ShardSkippedWarning, match="lowlight/train-000000.tar"):
+        with pytest.raises(RuntimeError, match="no readable sample left"):
+            list(s)  # lowlight has no other shard: nothing to replace it with, and it says so
+    s = stream(shards, {"derain": 1.0}, samples_per_epoch=16)
+    assert not dehaze_keys & {k for b in s for k in b["key"]}
+
+
+def test_a_stale_shard_of_the_same_task_from_another_build_is_skipped(tiny_shards, tmp_path):
+    from conftest import tiny_recipe_dict
+
+    from anyir.data.build import build_shards
+    from anyir.data.recipe import validate_recipe
+
+    other = build_shards(validate_recipe({**tiny_recipe_dict(), "seed": 7}), tmp_path / "other", progress=False)
+    assert other.recipe_hash != ""  # a rebuild with another seed: same task, same names, other pixels
+    shards = _with_foreign_shard(tiny_shards, tmp_path, "derain/train-000001.tar",
+                                 tmp_path / "other/derain/train-000001.tar")
+    s = stream(shards, {"derain": 1.0}, samples_per_epoch=12)
+    with pytest.warns(ShardSkippedWarning, match="sha256 differs"):
+        keys = [k for b in s for k in b["key"]]
+    assert len(keys) == 12 and s.skipped_shard_urls == [str(shards / "derain/train-000001.tar")]
+    good = {x.key for x in iter_samples(tiny_shards, "train", tasks=["derain"])}
+    stale_first = {x.key for x in iter_samples(tmp_path / "other", "train", tasks=["derain"])}
+    assert set(keys) <= good and good == stale_first  # same keys: only the hash tells them apart
+
+
+def test_strict_shards_fails_instead_of_skipping(tiny_shards, tmp_path):
+    from anyir.data.reader import ShardCorrupt
+
+    shards = _with_foreign_shard(tiny_shards, tmp_path, "derain/train-000000.tar",
+                                 tiny_shards / "deblur/train-000000.tar")
+    s = stream(shards, {"derain": 1.0}, samples_per_epoch=12, strict_shards=True)
+    with pytest.raises(ShardCorrupt, match="derain/train-000000.tar"):
+        list(s)
+
+
+def test_each_local_shard_is_hashed_once_per_run_not_per_worker_generation(tiny_shards):
+    loader = make_loader(tiny_shards, "natural", batch_size=2, crop=32, samples_per_epoch=40, num_workers=2)
+    list(loader)  # epoch 0 in two worker processes: they report the files they verified
+    verified = dict(loader.stream.reader.verified)
+    assert len(verified) == 7 and all(len(v) == 3 for v in verified.values())
+    calls = []
+    import anyir.data.reader as reader_module
+
+    real = reader_module._hash_mapped
+    reader_module._hash_mapped = lambda data: calls.append(1) or real(data)
+    try:
+        list(loader)  # epoch 1 (new workers, forked after the patch): nothing to hash again
+        s = stream(tiny_shards, "natural", samples_per_epoch=40)
+        s.reader.verified.update(verified)
+        list(s)
+    finally:
+        reader_module._hash_mapped = real
+    assert calls == []
+
+
+# ---------------------------------------------------------------------------- the per-sample path
+
+
+def _coords(h: int, w: int):
+    """An image whose pixels name their position (row, col, row+col), so a crop shows where it came from."""
+    import numpy as np
+
+    rows, cols = np.mgrid[0:h, 0:w]
+    return np.stack([rows, cols, (rows * 7 + cols) % 256], axis=-1).astype(np.uint8)
+
+
+def _locate(crop, h: int, w: int):
+    """(top, left, hflip, vflip) of a crop of _coords(h, w)."""
+    rows, cols = crop[:, :, 0].astype(int), crop[:, :, 1].astype(int)
+    vflip, hflip = rows[0, 0] > rows[-1, 0], cols[0, 0] > cols[0, -1]
+    return int(rows.min()), int(cols.min()), bool(hflip), bool(vflip)
+
+
+@pytest.mark.parametrize("engine", ["numpy", "albumentations"])
+def test_paired_augment_takes_one_window_and_the_same_flips_for_both_images(engine):
+    import numpy as np
+
+    from anyir.data.augment import PairedAugment
+
+    h, w, c = 60, 90, 32
+    gt = _coords(h, w)
+    lq = 255 - gt
+    gt.flags.writeable = lq.flags.writeable = False  # shard views are read-only
+    aug = PairedAugment(c, engine=engine)
+    seen = set()
+    for i in range(200):
+        lq_crop, gt_crop = aug(gt, lq, None, 0, 0, "key", i)
+        assert gt_crop.shape == lq_crop.shape == (c, c, 3) and gt_crop.flags.c_contiguous and gt_crop.flags.writeable
+        np.testing.assert_array_equal(lq_crop, 255 - gt_crop)  # same window, same flips
+        top, left, hflip, vflip = _locate(gt_crop, h, w)
+        window = gt[top:top + c, left:left + c]
+        window = window[::-1] if vflip else window
+        np.testing.assert_array_equal(gt_crop, window[:, ::-1] if hflip else window)
+        seen.add((top, left, hflip, vflip))
+        again = aug(gt, lq, None, 0, 0, "key", i)
+        assert (again[1] == gt_crop).all()  # the same seed parts give the same crop and flips
+    tops, lefts = {s[0] for s in seen}, {s[1] for s in seen}
+    assert {(s[2], s[3]) for s in seen} == {(False, False), (False, True), (True, False), (True, True)}
+    assert min(tops) <= 2 and max(tops) >= h - c - 2 and min(lefts) <= 2 and max(lefts) >= w - c - 2
+
+
+def test_numpy_engine_pads_small_images_by_reflection_like_opencv():
+    import cv2
+    import numpy as np
+
+    from anyir.data.augment import PairedAugment, reflect_pad
+
+    small = np.random.default_rng(0).integers(0, 256, (20, 27, 3), dtype=np.uint8)
+    expected = cv2.copyMakeBorder(small, 6, 6, 2, 3, cv2.BORDER_REFLECT_101)
+    np.testing.assert_array_equal(reflect_pad(small, 32), expected)
+    lq, gt = PairedAugment(32, flips=False)(small, small, None, 1)
+    np.testing.assert_array_equal(gt, expected) and np.testing.assert_array_equal(lq, expected)
+
+
+def test_online_noise_is_added_to_the_gt_crop_and_seeded():
+    import numpy as np
+
+    from anyir.data.augment import PairedAugment
+
+    gt = np.full((50, 50, 3), 128, np.uint8)
+    aug = PairedAugment(16)
+    lq, crop = aug(gt, None, 25.0, 0, 1, "k", 3)
+    assert (crop == 128).all() and 15 < float(np.std(lq.astype(float))) < 35
+    assert (aug(gt, None, 25.0, 0, 1, "k", 3)[0] == lq).all() and not (aug(gt, None, 25.0, 0, 1, "k", 4)[0] == lq).all()
+    with pytest.raises(ValueError, match="online noise sigma"):
+        aug(gt, None, None, 0)

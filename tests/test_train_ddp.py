@@ -13,7 +13,7 @@ import pytest
 
 from anyir.data.balance import epoch_counts, resolve_weights
 from anyir.data.manifest import load_manifest
-from anyir.train.summary import read_summary
+from anyir.train.run_dir import RunDir
 
 REPO = Path(__file__).resolve().parents[1]
 TIMEOUT_S = 240  # generous: a hang must FAIL the test, not block CI
@@ -65,7 +65,7 @@ def test_two_process_torchrun_exact_mixture_and_resume(tiny_shards, tmp_path):
     # First launch stops at the end of epoch 0 (steps = one epoch); the second resumes for a few more.
     first = _torchrun([*common, "--steps", str(steps_per_epoch)], tmp_path)
     assert first.returncode == 0, first.stdout[-4000:]
-    summary = read_summary(out)
+    summary = RunDir(out).read_summary()
     assert summary["world_size"] == 2 and summary["steps"] == steps_per_epoch and summary["finished"]
 
     weights = resolve_weights("uniform", counts, manifest.repeats)
@@ -83,7 +83,7 @@ def test_two_process_torchrun_exact_mixture_and_resume(tiny_shards, tmp_path):
 
     second = _torchrun([*common, "--resume", "--steps", str(steps_per_epoch + 3)], tmp_path)
     assert second.returncode == 0, second.stdout[-4000:]
-    resumed = read_summary(out)
+    resumed = RunDir(out).read_summary()
     assert resumed["steps"] == steps_per_epoch + 3 and resumed["resumed_from"] == f"step-{steps_per_epoch:07d}"
     assert sum(resumed["samples_per_task"].values()) == (steps_per_epoch + 3) * batch
     later = [r for r in _keys(out) if r[1] > steps_per_epoch]
@@ -94,6 +94,7 @@ def test_batch_not_divisible_by_world_fails_clearly(tiny_shards, tmp_path):
     """Checked before any process group work, so a plain DistEnv of world size 2 exercises it."""
     import torch
 
+    from anyir.data.shardset import ShardSet
     from anyir.train import TrainConfig, TrainSetupError
     from anyir.train.data import build_train_data
     from anyir.train.distributed import DistEnv
@@ -101,4 +102,4 @@ def test_batch_not_divisible_by_world_fails_clearly(tiny_shards, tmp_path):
     cfg = TrainConfig(shards=tiny_shards, steps=1, batch_size=3, num_workers=0, out=tmp_path / "odd")
     env = DistEnv(rank=0, world_size=2, local_rank=0, device=torch.device("cpu"))
     with pytest.raises(TrainSetupError, match="batch_size=3 is not divisible by the world size 2"):
-        build_train_data(cfg, env, {"denoise": 1.0})
+        build_train_data(cfg, env, {"denoise": 1.0}, ShardSet.open(tiny_shards))

@@ -13,7 +13,7 @@ from anyir.model import AnyIRConfig
 from anyir.model.io import load_model, read_metadata
 from anyir.train import NonFiniteLossError, RunDirError, TrainConfig, train
 from anyir.train.checkpoint import latest_checkpoint
-from anyir.train.summary import read_summary
+from anyir.train.run_dir import RunDir
 
 
 def _cfg(shards, out, **over) -> TrainConfig:
@@ -34,7 +34,7 @@ class _Killed(Exception):
 def test_run_writes_the_record(tiny_shards, tmp_path):
     out = tmp_path / "run"
     summary = train(_cfg(tiny_shards, out, balance="uniform", steps=4))
-    on_disk = read_summary(out)
+    on_disk = RunDir(out).read_summary()
     assert on_disk == json.loads(json.dumps(summary))
     for key in ("world_size", "steps", "wall_time_s", "images_per_s", "balance", "samples_per_task", "variant",
                 "model_config", "params", "recipe", "shards", "seed", "config", "code_version", "finished",
@@ -82,7 +82,7 @@ def test_resume_matches_an_uninterrupted_run(tiny_shards, tmp_path):
     wb = load_model(broken / "model.safetensors").state_dict()
     for name in wa:
         torch.testing.assert_close(wa[name], wb[name], rtol=1e-5, atol=1e-6)
-    assert summary["samples_per_task"] == read_summary(straight)["samples_per_task"]
+    assert summary["samples_per_task"] == RunDir(straight).read_summary()["samples_per_task"]
 
 
 def test_nan_loss_stops_with_a_message_and_keeps_the_last_good_checkpoint(tiny_shards, tmp_path):
@@ -101,7 +101,7 @@ def test_nan_loss_stops_with_a_message_and_keeps_the_last_good_checkpoint(tiny_s
     assert last.name == "step-0000003"
     weights = load_model(last / "model.safetensors").state_dict()
     assert all(torch.isfinite(w).all() for w in weights.values())
-    summary = read_summary(out)
+    summary = RunDir(out).read_summary()
     assert summary["finished"] is False and summary["steps"] == 3
     assert not (out / "model.safetensors").exists()
 
@@ -136,7 +136,7 @@ def test_run_folder_is_protected(tiny_shards, tmp_path):
     with pytest.raises(RunDirError, match="--resume to continue"):
         train(_cfg(tiny_shards, out, steps=2))
     train(_cfg(tiny_shards, out, steps=2, overwrite=True))
-    assert read_summary(out)["steps"] == 2
+    assert RunDir(out).read_summary()["steps"] == 2
 
 
 def test_cli_reports_bad_input_in_one_line(tiny_shards, tmp_path):

@@ -26,28 +26,80 @@ def fail(message: str, code: int = 2) -> None:
 @shards_app.command("build")
 def build(
     recipe: str = typer.Argument(..., help="Recipe file, or a shipped recipe name: demo, aio3, aio3_rebalanced, aio5, cdd11."),
-    out: Path = typer.Option(..., "--out", help="Output folder for the shard set (e.g. shards/demo)."),
+    out: Path = typer.Option(..., "--out", help="Output folder for the shard set (e.g. shards/demo). An existing set "
+                             "there stays usable until the new one is complete, then is replaced."),
     workers: int = typer.Option(1, "--workers", min=1, help="Worker processes; the output is identical for any N."),
     data_root: Path | None = typer.Option(None, "--data-root", envvar="ANYIR_DATA_ROOT",
                                           help="Folder that ${data_root} in the recipe stands for (or set ANYIR_DATA_ROOT)."),
-    strict: bool = typer.Option(False, "--strict", help="Fail on ANY rejected input, not only when a task ends up empty."),
+    strict: bool = typer.Option(False, "--strict", help="Fail on ANY rejected input (checked before encoding where "
+                                "possible), not only when a source or task ends up empty."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Scan and print the plan (same as `anyir shards plan`); encode nothing."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
 ) -> None:
-    """Build a shard set from a recipe: tars per task and split, then manifest.json (written last).
+    """Build a shard set from a recipe: scan every source, encode tars per task and split, write
+    manifest.json, then swap the new set into place.
 
     Example: anyir shards build demo --out shards/demo --workers 2
     """
+    from anyir.data.build import BuildError, build_shards, check_scan, scan_recipe
     from anyir.data.recipe import RecipeError, load_recipe
-    from anyir.data.shard_writer import BuildError, build_shards
 
     try:
-        manifest = build_shards(load_recipe(recipe, data_root), out, workers=workers, strict=strict, progress=progress)
+        loaded = load_recipe(recipe, data_root)
+        if dry_run:
+            scan = scan_recipe(loaded)
+            console.print(plan_table(scan, f"plan for recipe {loaded.name} (nothing encoded)"))
+            check_scan(loaded, scan, strict)
+            return
+        manifest = build_shards(loaded, out, workers=workers, strict=strict, progress=progress,
+                                on_scan=lambda scan: console.print(plan_table(scan, f"scanned recipe {loaded.name}")))
     except RecipeError as exc:
         fail(str(exc))
     except BuildError as exc:
         fail(str(exc), code=1)
     console.print(shard_table(manifest, f"built {out} from recipe {manifest.recipe_name} ({manifest.recipe_hash[:12]})"))
     print_rejections(manifest)
+
+
+@shards_app.command("plan")
+def plan_build(
+    recipe: str = typer.Argument(..., help="Recipe file or shipped recipe name."),
+    data_root: Path | None = typer.Option(None, "--data-root", envvar="ANYIR_DATA_ROOT",
+                                          help="Folder that ${data_root} in the recipe stands for."),
+    strict: bool = typer.Option(False, "--strict", help="Exit 1 on any rejection, as `build --strict` would."),
+) -> None:
+    """Scan a recipe and print per source: the layout variant matched, pairs found, rejections and
+    notes. Reads no image and writes nothing; exits 1 when a build would fail at its scan.
+
+    Example: anyir shards plan aio3 --data-root /data/PromptIR
+    """
+    from anyir.data.build import BuildError, check_scan, scan_recipe
+    from anyir.data.recipe import RecipeError, load_recipe
+
+    try:
+        loaded = load_recipe(recipe, data_root)
+        scan = scan_recipe(loaded)
+        console.print(plan_table(scan, f"plan for recipe {loaded.name} (nothing encoded)"))
+        for r in (scan.rejections + scan.notes)[:20]:
+            console.print(escape(f"  [{r.source}] {r.file}: {r.reason}"), highlight=False, soft_wrap=True)
+        check_scan(loaded, scan, strict)
+    except RecipeError as exc:
+        fail(str(exc))
+    except BuildError as exc:
+        fail(str(exc), code=1)
+
+
+def plan_table(scan, title: str) -> Table:
+    """Per source: kind, task/split, variant matched, samples found, rejections, notes."""
+    table = Table(title=escape(title))
+    for col in ("source", "task", "split", "variant", "found", "rejected", "notes"):
+        table.add_column(col, justify="right" if col in ("found", "rejected", "notes") else "left", overflow="fold")
+    for s in scan.sources:
+        found = str(s.items) if s.items or s.optional else f"[red]{s.items}[/red]"
+        name = s.name + (" (optional)" if s.optional else "")
+        table.add_row(escape(name), s.task, s.split, escape(s.variant or s.kind), found,
+                      str(len(s.rejections)), str(len(s.notes)))
+    return table
 
 
 @shards_app.command("inspect")
@@ -63,20 +115,54 @@ def inspect(shard_dir: Path = typer.Argument(..., help="A shard set folder (hold
 
 
 @shards_app.command("verify")
-def verify(shard_dir: Path = typer.Argument(..., help="A shard set folder (holds manifest.json).")) -> None:
-    """Recompute every shard's size and sha256 against the manifest; exit 1 naming each mismatch.
+def verify(
+    shard_dir: Path = typer.Argument(..., help="A shard set folder (holds manifest.json)."),
+    url_prefix: str | None = typer.Option(None, "--shards-url-prefix", help="Check the tars at this URL prefix "
+                                          "instead of beside the manifest ('{path}' = each shard's manifest path)."),
+) -> None:
+    """Check every shard against the manifest: size, sha256, sample count, keys, and each sample's
+    task and split. Exit 1 naming each mismatch.
 
     Example: anyir shards verify shards/demo
     """
-    from anyir.data.manifest import verify_shards
+    from anyir.data.reader import verify_shard_set
+    from anyir.data.shardset import ShardSet
 
-    _load(shard_dir)
-    problems = verify_shards(shard_dir)
+    manifest = _load(shard_dir, check_files=url_prefix is None)
+    problems = verify_shard_set(ShardSet(shard_dir, manifest, url_prefix))
     for line in problems:
         err.print(f"[red]mismatch:[/red] {escape(f'{shard_dir}/{line}')}", highlight=False)
     if problems:
         raise typer.Exit(1)
-    console.print(f"[green]ok[/green]: every shard in {shard_dir} matches its manifest sha256")
+    n = len(manifest.all_shards())
+    console.print(f"[green]ok[/green]: all {n} shards in {shard_dir} match the manifest "
+                  "(bytes, sha256, sample count, keys, task/split)")
+
+
+@shards_app.command("to-hf")
+def to_hf(
+    shard_dir: Path = typer.Argument(..., help="A shard set folder (holds manifest.json)."),
+    out: Path = typer.Argument(..., help="Folder to write the Hugging Face DatasetDict to (save_to_disk)."),
+    split: list[str] = typer.Option(None, "--split", help="Export only this split (repeatable); default: all."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace OUT if it exists."),
+) -> None:
+    """Export a shard set as a Hugging Face DatasetDict: one split per shard-set split, columns key,
+    task, split, dataset, gt/lq (Image, PNG), online_noise_sigma, meta (JSON). See docs/datasets.md.
+
+    Example: anyir shards to-hf shards/demo exports/demo_hf
+    """
+    from anyir.data.hf_export import export_hf
+    from anyir.data.reader import ShardError
+
+    try:
+        rows = export_hf(shard_dir, out, splits=split or None, overwrite=overwrite)
+    except (FileExistsError, ValueError) as exc:  # ManifestError is a ValueError
+        fail(str(exc))
+    except ShardError as exc:
+        fail(f"{exc}; nothing was written to {out}", code=1)
+    counts = ", ".join(f"{name}: {n}" for name, n in rows.items())
+    console.print(f"[green]ok[/green]: wrote {escape(str(out))} ({counts} rows); "
+                  f"read it with datasets.load_from_disk({escape(repr(str(out)))})", highlight=False)
 
 
 @mix_app.command("plan")
@@ -113,8 +199,8 @@ def plan(
 
 def _counts_for(source: str, data_root: Path | None) -> tuple[dict[str, int], dict[str, float], str]:
     """(train counts, repeats, default balance) from a shard set or a recipe."""
+    from anyir.data.build import scan_counts
     from anyir.data.recipe import RecipeError, load_recipe
-    from anyir.data.shard_writer import scan_counts
 
     if (Path(source) / "manifest.json").is_file():
         manifest = _load(Path(source))
@@ -129,11 +215,11 @@ def _counts_for(source: str, data_root: Path | None) -> tuple[dict[str, int], di
     return counts, repeats, recipe.default_balance
 
 
-def _load(shard_dir: Path):
+def _load(shard_dir: Path, check_files: bool = True):
     from anyir.data.manifest import ManifestError, load_manifest
 
     try:
-        return load_manifest(shard_dir)
+        return load_manifest(shard_dir, check_files=check_files)
     except ManifestError as exc:
         fail(str(exc))
 
@@ -159,14 +245,14 @@ def shard_table(manifest, title: str) -> Table:
 
 
 def print_rejections(manifest, limit: int = 10) -> None:
-    """Summarise rejected inputs and lenient matches (all of them are in manifest.json)."""
-    if manifest.notes:
-        console.print(f"[yellow]{len(manifest.notes)} input(s) kept under a lenient rule[/yellow] (manifest 'notes')")
-    if not manifest.rejections:
-        return
-    console.print(f"[yellow]{len(manifest.rejections)} input(s) rejected[/yellow] (all listed in manifest.json):")
-    for r in manifest.rejections[:limit]:
-        console.print(escape(f"  [{r.task}/{r.split}] {r.file}: {r.reason}"), highlight=False, soft_wrap=True)
+    """Summarise notes (lenient matches, ignored folders) and rejected inputs; all are in manifest.json."""
+    for title, records in (("note(s): kept under a lenient rule or ignored on purpose", manifest.notes),
+                           ("input(s) rejected", manifest.rejections)):
+        if not records:
+            continue
+        console.print(f"[yellow]{len(records)} {title}[/yellow] (all listed in manifest.json):")
+        for r in records[:limit]:
+            console.print(escape(f"  [{r.task}/{r.split}] {r.file}: {r.reason}"), highlight=False, soft_wrap=True)
 
 
 def register(app: typer.Typer) -> None:

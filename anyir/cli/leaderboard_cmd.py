@@ -7,58 +7,17 @@
 from __future__ import annotations
 
 import re
-from enum import Enum
 from pathlib import Path
 
 import pandas as pd
 import typer
-from rich.console import Console
-from rich.table import Table
 
-from anyir.cli.eval_cmd import fail
+from anyir.cli.common import DB_HELP, OutputFormat, console, fail, print_frame
 
-console = Console()
-# Paper tables are wide: when piped (no terminal width to honour) do not fold them into 80 columns.
-wide_console = console if console.is_terminal else Console(width=240)
 leaderboard_app = typer.Typer(help="Show, compare and export the leaderboard (runs + published numbers).",
                               no_args_is_help=True)
 
 CELL = re.compile(r"^([\d.-]+)/([\d.-]+)$")  # "31.70/.982" -> PSNR and SSIM
-DB_HELP = "DuckDB file (default: $ANYIR_LEADERBOARD or leaderboard/leaderboard.duckdb)."
-
-
-class OutputFormat(str, Enum):
-    table = "table"
-    markdown = "markdown"
-    csv = "csv"
-
-
-def as_text(frame: pd.DataFrame) -> pd.DataFrame:
-    """Every cell as a string, '-' for missing values (pandas' astype(str) keeps NaN as missing)."""
-    return frame.map(lambda v: "-" if v is None or (not isinstance(v, str) and pd.isna(v)) else str(v))
-
-
-def to_markdown(frame: pd.DataFrame) -> str:
-    """A GitHub-flavoured markdown table (no extra dependency)."""
-    cells = as_text(frame).map(lambda v: v.replace("|", "\\|"))
-    lines = ["| " + " | ".join(map(str, frame.columns)) + " |", "|" + "---|" * len(frame.columns)]
-    lines += ["| " + " | ".join(row) + " |" for row in cells.itertuples(index=False)]
-    return "\n".join(lines)
-
-
-def print_frame(frame: pd.DataFrame, fmt: OutputFormat, title: str) -> None:
-    """Print ``frame`` as a rich table, markdown or CSV."""
-    if fmt is OutputFormat.csv:
-        typer.echo(frame.to_csv(index=False), nl=False)
-    elif fmt is OutputFormat.markdown:
-        typer.echo(f"\n**{title}**\n\n{to_markdown(frame)}\n")
-    else:
-        table = Table(title=title)
-        for column in frame.columns:
-            table.add_column(str(column), overflow="fold")
-        for row in as_text(frame).itertuples(index=False, name=None):
-            table.add_row(*row)
-        wide_console.print(table)
 
 
 def _compact(cells: pd.DataFrame) -> pd.DataFrame:
@@ -86,15 +45,14 @@ def show(
 
     Example: anyir leaderboard show --setting aio3 --format markdown
     """
-    from anyir.leaderboard.queries import format_cells, paper_table
+    from anyir.leaderboard.queries import format_cells, paper_table, settings
     from anyir.leaderboard.store import reader
 
     if origin not in (None, "local", "published"):
         fail(f"--origin {origin!r}: use 'local' or 'published'")
     with reader(db) as con:
-        settings = [setting] if setting else [r[0] for r in con.execute(
-            "SELECT DISTINCT setting FROM runs WHERE setting IS NOT NULL ORDER BY 1").fetchall()]
-        tables = {s: paper_table(con, s, origin=origin) for s in settings}
+        settings_ = [setting] if setting else settings(con)
+        tables = {s: paper_table(con, s, origin=origin) for s in settings_}
     if all(t.empty for t in tables.values()):
         fail(f"no runs for setting {setting!r}; known settings: aio3, aio5, cdd11, demo (or a recipe name)")
     for name, wide in tables.items():

@@ -1,9 +1,11 @@
 """``anyir quickstart``: the whole pipeline on the built-in demo data, in one command.
 
-recipe (data_recipes/demo.yaml) -> shards (reused when the recipe is unchanged) -> train a small
+recipe (the shipped ``demo`` recipe) -> shards (reused when the recipe is unchanged) -> train a small
 AnyIR on CPU (GPU when present) -> evaluate every task on held-out images -> log the run and the
-degraded input (the ``input`` baseline) to the DuckDB leaderboard -> print the per-task gain table.
-Each invocation adds a new run (named by its start time); shards and the venv are reused.
+degraded input (the ``input`` baseline) to the DuckDB leaderboard -> print the per-task gain table and
+write ``restored_grid.png`` (degraded / restored / clean per task) into the run folder.
+Each invocation adds a new run (named by its start time); shards and the venv are reused. The
+settings are ``anyir.pipeline.DEMO``.
 """
 
 from __future__ import annotations
@@ -11,7 +13,6 @@ from __future__ import annotations
 import time
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import pandas as pd
 import typer
@@ -19,9 +20,6 @@ from rich.console import Console
 from rich.table import Table
 
 # Wide enough for the gain table even when piped (make demo | tee log).
-if TYPE_CHECKING:
-    from anyir.data.manifest import Manifest
-
 console = Console() if Console().is_terminal else Console(width=150)
 
 # Published columns shown beside the demo tasks: (setting, task, dataset) of the seed paper's tables.
@@ -38,24 +36,6 @@ PAPER_COLUMN = {
 PAPER_METHODS = ("AnyIR-T", "PromptIR")
 
 
-def ensure_demo_shards(shards: Path, workers: int) -> Manifest:
-    """Build the demo recipe into ``shards`` unless an identical build is already there."""
-    from anyir.data.manifest import ManifestError, load_manifest
-    from anyir.data.recipe import load_recipe
-    from anyir.data.shard_writer import build_shards
-
-    recipe = load_recipe("demo")
-    try:
-        manifest = load_manifest(shards)
-        if manifest.recipe_hash == recipe.content_hash():
-            console.print(f"[green]1/4[/] reusing demo shards in {shards} (recipe unchanged)")
-            return manifest
-    except (ManifestError, FileNotFoundError):
-        pass
-    console.print(f"[green]1/4[/] building the demo recipe into {shards}")
-    return build_shards(recipe, shards, workers=workers, progress=True)
-
-
 def unique_run_name(runs: Path, base: str) -> str:
     """``base``, or ``base-2``, ``base-3``... when a run folder of that name exists already."""
     name, k = base, 1
@@ -67,15 +47,11 @@ def unique_run_name(runs: Path, base: str) -> str:
 
 def paper_numbers(db: Path) -> pd.DataFrame:
     """Published AnyIR-T / PromptIR PSNR+SSIM of the seed paper, from the leaderboard itself."""
+    from anyir.leaderboard.queries import published_values
     from anyir.leaderboard.store import reader
 
-    sql = """
-        SELECT r.setting, r.name AS method, x.task, x.dataset, x.metric, x.value
-        FROM runs r JOIN results x USING (run_id)
-        WHERE r.origin = 'published' AND r.name IN (?, ?) AND r.citation LIKE '%seed paper%'
-    """
     with reader(db) as con:
-        return con.execute(sql, list(PAPER_METHODS)).df()
+        return published_values(con, list(PAPER_METHODS), "%seed paper%")
 
 
 def gain_table(model_rows: pd.DataFrame, input_rows: pd.DataFrame, paper: pd.DataFrame) -> Table:
@@ -105,11 +81,12 @@ def gain_table(model_rows: pd.DataFrame, input_rows: pd.DataFrame, paper: pd.Dat
 
 
 def quickstart(
-    steps: int = typer.Option(700, help="Optimizer steps. ~700 nano steps take ~4 min on 2 CPU cores."),
-    variant: str = typer.Option("nano", help="Model variant (`anyir model list`); nano is the CPU demo size."),
-    batch_size: int = typer.Option(8, help="Global batch size."),
-    crop: int = typer.Option(64, help="Training crop in pixels."),
-    lr: float = typer.Option(1e-3, help="Peak learning rate (the paper's 2e-4 is tuned for 120 epochs, not minutes)."),
+    steps: int = typer.Option(None, help="Optimizer steps (default: the demo preset's)."),
+    variant: str = typer.Option(None, help="Model variant (`anyir model list`); default: the demo preset's (nano)."),
+    batch_size: int = typer.Option(None, help="Global batch size (default: the demo preset's)."),
+    crop: int = typer.Option(None, help="Training crop in pixels (default: the demo preset's)."),
+    lr: float = typer.Option(None, help="Peak learning rate (default: the demo preset's; the paper's 2e-4 is tuned "
+                             "for 120 epochs, not minutes)."),
     seed: int = typer.Option(0, help="Training seed."),
     balance: str = typer.Option(None, help="Task balance (default: the demo recipe's), e.g. natural, temperature:2, adaptive."),
     shards: Path = typer.Option(Path("shards/demo"), help="Where the demo shard set is built / reused."),
@@ -122,31 +99,35 @@ def quickstart(
     Example: ``anyir quickstart`` (what ``make demo`` runs), or ``anyir quickstart --steps 200`` for a
     faster, weaker look. A second call reuses the shards and adds a second run to the leaderboard.
     """
-    from anyir.eval.evaluate import evaluate, evaluate_run_dir
-    from anyir.leaderboard.records import RunRecord
-    from anyir.leaderboard.store import default_db_path, log_run
-    from anyir.train.config import TrainConfig
-    from anyir.train.trainer import train
+    from anyir.eval.checkpoint import load_checkpoint
+    from anyir.eval.figures import restoration_grid
+    from anyir.leaderboard.store import default_db_path
+    from anyir.pipeline import DEMO, DEMO_RECIPE, ensure_shards, evaluate_and_log, train_run
+    from anyir.train.run_dir import RunDir
 
     start = time.perf_counter()
     db = leaderboard or default_db_path()
-    manifest = ensure_demo_shards(shards, workers)
+    console.print(f"[green]1/4[/] building the demo recipe into {shards} (reused when unchanged)")
+    manifest, built = ensure_shards(DEMO_RECIPE, shards, workers=workers)
+    if not built:
+        console.print(f"      reusing demo shards in {shards} (recipe unchanged)")
     name = unique_run_name(runs, "quickstart-" + datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S"))
     run_dir = runs / name
-    console.print(f"[green]2/4[/] training {variant} for {steps} steps -> {run_dir}")
-    cfg = TrainConfig(shards=shards, variant=variant, steps=steps, batch_size=batch_size, crop=crop, lr=lr, balance=balance,
-                      seed=seed, out=run_dir, name=name, num_workers=0, ckpt_every=max(steps // 2, 1))
-    train(cfg)
+    cfg = DEMO.config(shards, steps=steps, variant=variant, batch_size=batch_size, crop=crop, lr=lr,
+                      balance=balance, seed=seed, out=run_dir, name=name)
+    cfg = cfg.model_copy(update={"ckpt_every": max(cfg.steps // 2, 1)})
+    console.print(f"[green]2/4[/] training {cfg.variant} for {cfg.steps} steps -> {run_dir}")
+    train_run(cfg)
     console.print("[green]3/4[/] evaluating every task on the held-out test images (model, then input)")
-    model_report = evaluate_run_dir(run_dir, shards)
-    input_report = evaluate(None, shards, progress=False)
-    run_id = log_run(db, RunRecord.from_run_dir(run_dir, name=name), model_report)
-    input_id = log_run(db, RunRecord.input_baseline(manifest), input_report)
-    console.print(f"[green]4/4[/] logged run {run_id} and the input baseline {input_id} to {db}")
-    console.print(gain_table(model_report.to_frame(), input_report.to_frame(), paper_numbers(db)))
+    model = evaluate_and_log(run_dir, shards, leaderboard=db)
+    baseline = evaluate_and_log("input", shards, leaderboard=db, progress=False)
+    console.print(f"[green]4/4[/] logged run {model.run_id} and the input baseline {baseline.run_id} to {db}")
+    console.print(gain_table(model.report.to_frame(), baseline.report.to_frame(), paper_numbers(db)))
     console.print("[dim]PSNR dB / SSIM. * paper: published AnyIR-T / PromptIR on the REAL benchmark in "
                   "'paper column' (seed paper Tables 1-2): different data, shown for scale only.[/]")
-    console.print(f"shards      {shards}/manifest.json\ncheckpoint  {run_dir}/model.safetensors\n"
+    grid = restoration_grid(load_checkpoint(run_dir), shards, RunDir(run_dir).grid, title=f"run {name}")
+    console.print(f"grid        {grid}  (degraded / restored / clean, one row per task)\n"
+                  f"shards      {shards}/manifest.json\ncheckpoint  {run_dir}/model.safetensors\n"
                   f"leaderboard {db}  (anyir leaderboard show --setting demo)\n"
                   f"notebook    notebooks/leaderboard.ipynb\n"
                   f"total wall time {time.perf_counter() - start:.0f} s")

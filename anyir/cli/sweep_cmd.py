@@ -73,14 +73,15 @@ def sweep_id_for(recipe_hash: str, balances: list[str], seeds: list[int], option
 
 def train_one(run: SweepRun, options: dict, shards: Path, nproc: int) -> None:
     """Train (or resume) one run, in-process or under torchrun."""
+    from anyir.pipeline import train_run
     from anyir.train.config import TrainConfig
-    from anyir.train.trainer import train
+    from anyir.train.run_dir import RunDir
 
-    has_ckpt = any((run.run_dir / "checkpoints").glob("step-*"))  # empty when the folder is absent
+    has_ckpt = RunDir(run.run_dir).has_checkpoint()
     cfg = TrainConfig(shards=shards, balance=run.balance, seed=run.seed, out=run.run_dir, name=run.name,
                       resume=has_ckpt, overwrite=not has_ckpt, **options)
     if nproc <= 1:
-        train(cfg)
+        train_run(cfg)
         return
     run.run_dir.mkdir(parents=True, exist_ok=True)
     cfg_file = run.run_dir / "sweep_config.yaml"
@@ -92,19 +93,20 @@ def train_one(run: SweepRun, options: dict, shards: Path, nproc: int) -> None:
 
 def logged_runs(db: Path, sweep_id: str) -> set[str]:
     """Names of the runs of this sweep already in the leaderboard."""
+    from anyir.leaderboard.queries import sweep_run_names
     from anyir.leaderboard.store import reader
 
     if not db.is_file():
         return set()
     with reader(db) as con:
-        rows = con.execute("SELECT name FROM runs WHERE sweep_id = ?", [sweep_id]).fetchall()
-    return {r[0] for r in rows}
+        return sweep_run_names(con, sweep_id)
 
 
 def finished(run_dir: Path) -> bool:
     """True when the run's training summary says it finished."""
-    path = run_dir / "train_summary.json"
-    return path.is_file() and bool(json.loads(path.read_text()).get("finished"))
+    from anyir.train.run_dir import RunDir
+
+    return RunDir(run_dir).is_finished()
 
 
 def sweep(
@@ -130,9 +132,8 @@ def sweep(
     then ``anyir leaderboard sweep SWEEP_ID`` for per-task means and seed spreads.
     """
     from anyir.data.manifest import load_manifest
-    from anyir.eval.evaluate import evaluate_run_dir
-    from anyir.leaderboard.records import RunRecord
-    from anyir.leaderboard.store import default_db_path, log_run
+    from anyir.leaderboard.store import default_db_path
+    from anyir.pipeline import evaluate_and_log
 
     db = leaderboard or default_db_path()
     manifest = load_manifest(shards)
@@ -152,10 +153,9 @@ def sweep(
             console.print(f"{label}: training ({run.balance}, seed {run.seed})")
             train_one(run, options, shards, nproc)
         console.print(f"{label}: evaluating and logging")
-        report = evaluate_run_dir(run.run_dir, shards, progress=False)
-        record = RunRecord.from_run_dir(run.run_dir, name=run.name, sweep_id=sid)
         # One leaderboard row per sweep cell: a retrained cell replaces its old row.
-        log_run(db, record.model_copy(update={"run_id": f"{sid}/{run.name}"}), report)
+        evaluate_and_log(run.run_dir, shards, leaderboard=db, name=run.name, sweep_id=sid, progress=False,
+                         run_id=f"{sid}/{run.name}")
     console.print(f"done: anyir leaderboard sweep {sid}" + (f" --db {db}" if leaderboard else ""))
 
 

@@ -11,15 +11,12 @@ not import evaluation or the leaderboard (data flows one way).
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
-console = Console(stderr=True)
+from anyir.cli.common import err_console, fail, is_main_process, print_report
 
 
 def _parse_ablation(items: list[str] | None) -> dict[str, Any] | None:
@@ -37,22 +34,11 @@ def _parse_ablation(items: list[str] | None) -> dict[str, Any] | None:
     return out
 
 
-def _is_main_process() -> bool:
-    """Rank 0 (or no torchrun): the one process that prints results and evaluates."""
-    return os.environ.get("RANK", "0") == "0"
-
-
-def _fail(message: str, code: int = 2) -> None:
-    """One red line naming the problem and the fix, then exit (no traceback)."""
-    if _is_main_process():
-        console.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
-    raise typer.Exit(code)
-
-
 def train_command(
     config: Path | None = typer.Option(None, "--config", help="YAML file of TrainConfig options; flags override it."),
     shards: Path | None = typer.Option(None, "--shards", help="Shard set folder (holds manifest.json)."),
     shards_url_prefix: str | None = typer.Option(None, "--shards-url-prefix", help="Read the tar files from here instead of beside manifest.json; '{path}' is replaced by each shard's manifest path, e.g. 'pipe:aws s3 cp s3://bucket/shards/aio3/{path} -'."),
+    strict_shards: bool | None = typer.Option(None, "--strict-shards", help="Fail the run on a shard that does not match the manifest, instead of skipping it (skips are recorded in train_summary.json and the leaderboard)."),
     variant: str | None = typer.Option(None, "--variant", help="Model variant: tiny, small (paper), nano, pico (non-paper). Default tiny."),
     ablation: list[str] | None = typer.Option(None, "--ablation", help="Model ablation switch KEY=VALUE (repeatable), e.g. fusion=false, lambda_mode=spatial."),
     steps: int | None = typer.Option(None, "--steps", help="Optimizer steps (set --steps or --epochs)."),
@@ -93,7 +79,7 @@ def train_command(
     from anyir.train.config import ConfigError, load_config
 
     overrides = {
-        "shards": shards, "shards_url_prefix": shards_url_prefix, "variant": variant, "ablation": _parse_ablation(ablation), "steps": steps,
+        "shards": shards, "shards_url_prefix": shards_url_prefix, "strict_shards": strict_shards, "variant": variant, "ablation": _parse_ablation(ablation), "steps": steps,
         "epochs": epochs, "batch_size": batch_size, "crop": crop, "balance": balance,
         "samples_per_epoch": samples_per_epoch, "lr": lr, "min_lr": min_lr, "warmup_steps": warmup_steps,
         "weight_decay": weight_decay, "fft_weight": fft_weight, "grad_clip": grad_clip, "precision": precision,
@@ -107,13 +93,17 @@ def train_command(
     try:
         cfg = load_config(config, overrides)
     except ConfigError as err:
-        _fail(str(err))
+        fail(str(err))
     summary = _run_training(cfg)
-    if not _is_main_process():
+    if not is_main_process():
         return
-    console.print(f"[green]trained[/green] {summary['steps']} steps in {summary['wall_time_s']:.1f} s "
-                  f"({summary['images_per_s']:.1f} img/s, loader wait {summary['loader_wait_share']:.0%}) "
-                  f"-> {cfg.run_dir}", highlight=False)
+    err_console.print(f"[green]trained[/green] {summary['steps']} steps in {summary['wall_time_s']:.1f} s "
+                      f"({summary['images_per_s']:.1f} img/s, loader wait {summary['loader_wait_share']:.0%}) "
+                      f"-> {cfg.run_dir}", highlight=False)
+    if summary.get("skipped_shards"):
+        err_console.print(f"[yellow]{len(summary['skipped_shards'])} shard(s) skipped as unusable, "
+                          f"{summary['replaced_samples']} samples replaced[/yellow] (see train_summary.json)",
+                          highlight=False)
     if cfg.eval:
         _evaluate_and_log(cfg)
 
@@ -122,29 +112,33 @@ def _run_training(cfg: Any) -> dict[str, Any]:
     """Call the trainer, turning user-input errors into one-line messages."""
     from anyir.data.balance import BalanceError
     from anyir.data.manifest import ManifestError
-    from anyir.train import NonFiniteLossError, TrainSetupError, train
+    from anyir.data.reader import ShardError
+    from anyir.pipeline import train_run
+    from anyir.train import NonFiniteLossError, TrainSetupError
+    from anyir.train.run_dir import RunLockedError
 
     try:
-        return train(cfg)
-    except (ManifestError, BalanceError, TrainSetupError) as err:
-        _fail(str(err))
-    except NonFiniteLossError as err:
-        _fail(str(err), code=1)
-    raise AssertionError("unreachable")
+        return train_run(cfg)
+    except (ManifestError, BalanceError, TrainSetupError, RunLockedError) as err:
+        fail(str(err))
+    except (NonFiniteLossError, ShardError) as err:
+        fail(str(err), code=1)
 
 
 def _evaluate_and_log(cfg: Any) -> None:
     """Evaluate the run's final weights on the test split, print a per-task table, log if asked."""
-    from anyir.eval.evaluate import evaluate_run_dir
+    from anyir.eval.evaluate import EvalIncompleteError
+    from anyir.pipeline import evaluate_and_log
 
-    report = evaluate_run_dir(cfg.run_dir, cfg.shards, device=_eval_device(cfg), progress=cfg.progress)
-    _print_report(report)
-    if cfg.leaderboard is not None:
-        from anyir.leaderboard.records import RunRecord
-        from anyir.leaderboard.store import log_run
-
-        run_id = log_run(cfg.leaderboard, RunRecord.from_run_dir(cfg.run_dir, name=cfg.name), report)
-        console.print(f"logged run [bold]{run_id}[/bold] to {cfg.leaderboard}", highlight=False)
+    try:
+        evaluation = evaluate_and_log(cfg.run_dir, cfg.shards, leaderboard=cfg.leaderboard,
+                                      log=cfg.leaderboard is not None, name=cfg.name, device=_eval_device(cfg),
+                                      progress=cfg.progress, url_prefix=cfg.shards_url_prefix)
+    except EvalIncompleteError as err:
+        fail(str(err), code=1)
+    print_report(evaluation.report, f"{cfg.run_name}: test split of {evaluation.report.recipe_name}")
+    if evaluation.run_id is not None:
+        err_console.print(f"logged run [bold]{evaluation.run_id}[/bold] to {evaluation.logged_to}", highlight=False)
 
 
 def _eval_device(cfg: Any) -> str:
@@ -154,17 +148,6 @@ def _eval_device(cfg: Any) -> str:
     if cfg.device == "cuda" or (cfg.device == "auto" and torch.cuda.is_available()):
         return "cuda"
     return "cpu"
-
-
-def _print_report(report: Any) -> None:
-    """A small per-task table (PSNR / SSIM per task and dataset)."""
-    frame = report.table()
-    table = Table(title=f"test split of {report.recipe_name}")
-    for column in frame.columns:
-        table.add_column(str(column), justify="left" if column in ("task", "dataset") else "right")
-    for row in frame.itertuples(index=False):
-        table.add_row(*(f"{v:.4f}" if isinstance(v, float) else str(v) for v in row))
-    Console().print(table)
 
 
 def register(app: typer.Typer) -> None:

@@ -17,8 +17,17 @@ class ImageReadError(ValueError):
     """An image file could not be read; the message names the file and the cause."""
 
 
+ALPHA_DROPPED = "alpha dropped, as PIL convert('RGB'); reference loaders do the same"
+
+
 def to_rgb8(img: Image.Image) -> tuple[np.ndarray, list[str]]:
-    """Convert a PIL image of any mode to HxWx3 uint8; return the array and the conversions done."""
+    """Convert a PIL image of any mode to HxWx3 uint8; return the array and the conversions done.
+
+    Transparency is DROPPED, not composited: the colour channels are kept as stored, exactly what
+    ``Image.convert("RGB")`` gives, because the PromptIR/AdaIR/MoCE-IR loaders read every image that
+    way and a benchmark must see the pixels they see (compositing on white changed pixels by up to
+    251 levels). 16-bit images are scaled to 8 bits (``convert`` would clip them to 255).
+    """
     conversions: list[str] = []
     mode = img.mode
     if mode in ("I;16", "I;16B", "I;16L", "I"):
@@ -28,15 +37,10 @@ def to_rgb8(img: Image.Image) -> tuple[np.ndarray, list[str]]:
         conversions.append(f"{mode}->L (16-bit scaled to 8-bit)")
         img = Image.fromarray(arr, mode="L")
         mode = "L"
-    if mode == "RGBA" or mode == "LA" or (mode == "P" and "transparency" in img.info):
-        # Composite on white: the usual meaning of a transparent background in photos/logos.
-        rgba = img.convert("RGBA")
-        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        img = Image.alpha_composite(background, rgba).convert("RGB")
-        conversions.append(f"{mode}->RGB (alpha composited on white)")
-    elif mode != "RGB":
+    if mode != "RGB":
+        has_alpha = mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in img.info
         img = img.convert("RGB")
-        conversions.append(f"{mode}->RGB")
+        conversions.append(f"{mode}->RGB ({ALPHA_DROPPED})" if has_alpha else f"{mode}->RGB")
     arr = np.asarray(img, dtype=np.uint8)
     return np.ascontiguousarray(arr), conversions
 
@@ -54,15 +58,19 @@ def read_image(path: str | Path) -> tuple[np.ndarray, list[str]]:
         raise ImageReadError(f"{path}: cannot decode image ({type(exc).__name__}: {exc})") from exc
 
 
-def decode_image(data: bytes, name: str = "<bytes>") -> np.ndarray:
-    """Decode encoded image bytes (PNG/JPEG/...) to RGB uint8."""
+def read_image_bytes(data: bytes, name: str = "<bytes>") -> tuple[np.ndarray, list[str]]:
+    """Decode encoded image bytes (PNG/JPEG/...) to RGB uint8 plus the conversions applied."""
     try:
         with Image.open(io.BytesIO(data)) as img:
             img.load()
-            arr, _ = to_rgb8(img)
-            return arr
+            return to_rgb8(img)
     except Exception as exc:
         raise ImageReadError(f"{name}: cannot decode image ({type(exc).__name__}: {exc})") from exc
+
+
+def decode_image(data: bytes, name: str = "<bytes>") -> np.ndarray:
+    """Decode encoded image bytes (PNG/JPEG/...) to RGB uint8 (shard members: always RGB already)."""
+    return read_image_bytes(data, name)[0]
 
 
 def encode_png(arr: np.ndarray, compress_level: int = 1) -> bytes:

@@ -3,8 +3,8 @@ degradations, the default balance, shard size, encoding and seed.
 
     name: my_mix                      # [A-Za-z0-9_-]
     seed: 0                           # seeds crops, degradations and caps (with each sample key)
-    shard_size: 256                   # samples per tar
-    encoding: {format: png, compress_level: 1}
+    shard_size: 256                   # source samples per tar (with patches: each with all its patches)
+    encoding: {format: npy, test_format: png, patch: null}   # train members raw .npy, test PNG
     default_balance: natural          # natural | uniform | temperature:T | promptir | task=w,...
     sources:                          # one entry per (dataset, task, split)
       - name: rain100l_train          # unique; prefixes sample keys
@@ -18,6 +18,15 @@ degradations, the default balance, shard size, encoding and seed.
         max_samples: null             # cap: a fixed key-seeded subset
         crop: null                    # {size, per_image, mode: random|center}: fixed crops per image
         degradation: null             # for clean-only inputs: {name: noise|rain|haze|blur|lowlight|compose, ...}
+        optional: false               # true: the build goes on when this source finds nothing
+
+A source that finds no inputs (wrong root, empty folder) fails the build before any image is
+encoded, naming the source and the reason (with a "did you mean" for a mistyped or misplaced
+folder); mark it ``optional: true`` for a dataset you may not have downloaded. ``optional`` never
+changes a sample, so it is not part of the recipe hash. A layout source reads only the folders its
+layout names; any other folder under its root is listed as a note ("ignored folder"), and the
+variant that matched is recorded per source. Folder layouts, pairing rules and where each root must
+point: docs/datasets.md.
 
 Top-level keys starting with ``x-`` are ignored (a place for YAML anchors). Paths may use
 ``${data_root}``, filled from ``--data-root`` or the ``ANYIR_DATA_ROOT`` environment variable;
@@ -41,12 +50,14 @@ from pydantic import (
     PrivateAttr,
     ValidationError,
     field_validator,
+    model_serializer,
     model_validator,
 )
 
+from anyir import resources
 from anyir.data.sources import Source
 
-RECIPE_DIR = Path(__file__).resolve().parents[2] / "data_recipes"
+RECIPE_DIR = resources.recipe_dir()  # data_recipes/ (package data when installed from a wheel)
 DATA_ROOT_ENV = "ANYIR_DATA_ROOT"
 
 
@@ -54,12 +65,62 @@ class RecipeError(ValueError):
     """A recipe could not be loaded or is invalid; the message names the file, the key and the fix."""
 
 
-class Encoding(BaseModel):
-    """How images are stored in shards. PNG level 1: see benchmarks/shard_build.py for the numbers."""
+ImageFormat = Literal["png", "npy"]
+
+
+class PatchSpec(BaseModel):
+    """Train images stored as overlapping square patches cut at build time (see anyir.data.patches).
+
+    Every training crop of up to ``size - stride + 1`` pixels that lies inside an image lies inside
+    at least one of its patches. Counts and balances stay in source images (one visit per source
+    image per epoch, each visit a random patch of it).
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
-    format: Literal["png"] = "png"
+    size: int = Field(ge=16, description="patch side in pixels")
+    stride: int = Field(ge=1, description="step between patch origins; <= size")
+
+    @model_validator(mode="after")
+    def _stride_fits(self) -> PatchSpec:
+        if self.stride > self.size:
+            raise ValueError(f"patch stride {self.stride} > size {self.size} would leave gaps; use stride <= size")
+        return self
+
+
+class Encoding(BaseModel):
+    """How images are stored in shards (numbers: docs/benchmarks.md).
+
+    ``format`` is the train split's member format: ``npy`` (raw, decoding costs nothing, the shipped
+    recipes' choice) or ``png`` (the schema default, so recipes written before ``npy`` existed build
+    the same bytes). ``test_format``: the test split's, always whole images, PNG by default
+    (evaluation decodes each image once). ``compress_level``: PNG's zlib level. ``patch``: cut train
+    images into overlapping patches (``null``: whole images).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    format: ImageFormat = "png"
+    test_format: ImageFormat = "png"
     compress_level: int = Field(default=1, ge=0, le=9)
+    patch: PatchSpec | None = None
+
+    @model_serializer(mode="wrap")
+    def _without_unused_defaults(self, handler):
+        # Fields added with npy/patches are left out at their defaults, so a recipe that does not
+        # use them dumps (and hashes) exactly as before they existed.
+        data = handler(self)
+        if self.test_format == "png":
+            data.pop("test_format", None)
+        if self.patch is None:
+            data.pop("patch", None)
+        return data
+
+    def image_format(self, split: str) -> str:
+        """The member format of ``split`` (``train`` or ``test``)."""
+        return self.test_format if split == "test" else self.format
+
+    def patch_for(self, split: str) -> PatchSpec | None:
+        """The patch cut of ``split``: only the train split is ever cut (evaluation uses whole images)."""
+        return self.patch if split == "train" else None
 
 
 class Recipe(BaseModel):
@@ -122,7 +183,7 @@ class Recipe(BaseModel):
 
 def available_recipes() -> list[str]:
     """Names of the recipes shipped in ``data_recipes/``."""
-    return sorted(p.stem for p in RECIPE_DIR.glob("*.yaml"))
+    return resources.shipped_recipes()
 
 
 def find_recipe(path_or_name: str | Path) -> Path:
@@ -130,8 +191,8 @@ def find_recipe(path_or_name: str | Path) -> Path:
     path = Path(path_or_name)
     if path.is_file():
         return path
-    shipped = RECIPE_DIR / f"{path_or_name}.yaml"
-    if shipped.is_file():
+    shipped = resources.recipe_path(str(path_or_name))
+    if shipped is not None:
         return shipped
     raise RecipeError(f"recipe {str(path_or_name)!r}: no such file and no shipped recipe of that name; "
                       f"shipped recipes: {', '.join(available_recipes())}")

@@ -50,6 +50,14 @@ class EvalReport:
     max_images: int | None = None
     skipped_metrics: list[str] = field(default_factory=list)
     wall_time_s: float = 0.0
+    expected: dict[str, int] = field(default_factory=dict)  # test images per task the manifest lists
+    scored: dict[str, int] = field(default_factory=dict)  # test images per task actually scored
+    problems: list[str] = field(default_factory=list)  # why it is incomplete (only with allow_incomplete)
+
+    @property
+    def complete(self) -> bool:
+        """True when every listed test image was scored (the only kind of row a benchmark should show)."""
+        return not self.problems and self.scored == self.expected
 
     def signature(self) -> dict[str, object]:
         """What makes two evaluations comparable; part of a leaderboard run id."""

@@ -13,10 +13,11 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
+from anyir import resources
 from anyir.leaderboard import schema
 from anyir.leaderboard.records import RunRecord, stable_hash
 
-PUBLISHED_CSV = Path(__file__).resolve().parents[2] / "leaderboard" / "published.csv"
+PUBLISHED_CSV = resources.published_csv()  # leaderboard/published.csv (package data when installed from a wheel)
 COLUMNS = ["setting", "method", "venue", "params", "task", "dataset", "metric", "value", "protocol",
            "citation", "verified"]
 _META_KEY = "published_csv_sha256"

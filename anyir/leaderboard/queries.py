@@ -136,3 +136,23 @@ def gains_over_input(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
                        AND b.metric = x.metric
         WHERE r.origin = 'local' AND r.variant <> 'input'
         ORDER BY r.name, x.task, x.dataset, x.metric""").df()
+
+
+def published_values(con: duckdb.DuckDBPyConnection, methods: list[str], citation_like: str = "%") -> pd.DataFrame:
+    """Published values (setting, method, task, dataset, metric, value) of the named methods."""
+    marks = ", ".join("?" * len(methods))
+    return con.execute(f"""
+        SELECT r.setting, r.name AS method, x.task, x.dataset, x.metric, x.value
+        FROM runs r JOIN results x USING (run_id)
+        WHERE r.origin = 'published' AND r.name IN ({marks}) AND r.citation LIKE ?""",
+                       [*methods, citation_like]).df()
+
+
+def sweep_run_names(con: duckdb.DuckDBPyConnection, sweep_id: str) -> set[str]:
+    """Names of the runs of one sweep already in the leaderboard."""
+    return {r[0] for r in con.execute("SELECT name FROM runs WHERE sweep_id = ?", [sweep_id]).fetchall()}
+
+
+def settings(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """Every setting that has runs, sorted."""
+    return [r[0] for r in con.execute("SELECT DISTINCT setting FROM runs WHERE setting IS NOT NULL ORDER BY 1").fetchall()]

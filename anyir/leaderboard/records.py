@@ -10,8 +10,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from anyir.train.run_dir import RunDir
+
 SETTINGS = ("aio3", "aio5", "cdd11", "demo")
-SUMMARY_FILE = "train_summary.json"
 
 
 def stable_hash(*parts: Any) -> str:
@@ -68,6 +69,9 @@ class RunRecord(BaseModel):
     venue: str | None = None
     verified: bool | None = None
     checkpoint: str | None = None
+    run_dir: str | None = None  # local rows: absolute path of the run folder (the record of the run)
+    skipped_shards: int | None = None  # training shards skipped as unusable (see the run's summary)
+    replaced_samples: int | None = None  # training samples replaced because of them
     balance_trajectory: list[tuple[int, dict[str, float]]] = Field(default_factory=list)
 
     def resolve_run_id(self, eval_signature: dict[str, Any] | None = None) -> str:
@@ -77,27 +81,34 @@ class RunRecord(BaseModel):
     @classmethod
     def from_run_dir(cls, run_dir: str | Path, name: str | None = None,
                      sweep_id: str | None = None) -> RunRecord:
-        """Read ``run_dir/train_summary.json`` (written by the trainer) into a record."""
-        run_dir = Path(run_dir)
-        summary_path = run_dir / SUMMARY_FILE
-        if not summary_path.is_file():
-            raise FileNotFoundError(f"{summary_path}: missing; pass a finished training run directory "
-                                    f"(or a .safetensors file to evaluate weights without a summary)")
-        summary = json.loads(summary_path.read_text(encoding="utf-8"))
+        """Read the run folder's ``train_summary.json`` (written by the trainer) into a record.
+
+        The name is the run's own (``run_name`` in the summary, decided once by the trainer) unless
+        ``name`` overrides it.
+        """
+        folder = RunDir(run_dir)
+        summary = folder.read_summary()
         recipe = summary.get("recipe") or {}
         trajectory = [(int(e["step"]), {k: float(v) for k, v in e["weights"].items()})
                       for e in summary.get("balance_trajectory") or []]
-        weights = run_dir / "model.safetensors"
+        notes = [] if summary.get("finished", True) else ["training did not finish"]
+        if summary.get("skipped_shards"):
+            notes.append(f"{len(summary['skipped_shards'])} training shard(s) skipped, "
+                         f"{summary.get('replaced_samples', 0)} samples replaced")
         return cls(
-            name=name or run_dir.name, identity=stable_hash(summary), variant=summary.get("variant"),
-            params=summary.get("params"), macs=summary.get("macs_224") or summary.get("macs"),
+            name=name or summary.get("run_name") or folder.name, identity=stable_hash(summary),
+            variant=summary.get("variant"), params=summary.get("params"),
+            macs=summary.get("macs_224") or summary.get("macs"),
             recipe_name=recipe.get("name"), recipe_hash=recipe.get("hash"),
             balance=summary.get("balance"), config=summary.get("config"),
             world_size=summary.get("world_size"), steps=summary.get("steps"),
             wall_time_s=summary.get("wall_time_s"), code_version=summary.get("code_version"),
             setting=setting_for_recipe(recipe.get("name")), sweep_id=sweep_id, seed=summary.get("seed"),
-            notes=None if summary.get("finished", True) else "training did not finish",
-            checkpoint=str(weights.resolve()) if weights.is_file() else None,
+            notes="; ".join(notes) or None,
+            checkpoint=str(folder.weights.resolve()) if folder.weights.is_file() else None,
+            run_dir=str(folder.path.resolve()),
+            skipped_shards=len(summary.get("skipped_shards") or {}),
+            replaced_samples=int(summary.get("replaced_samples") or 0),
             balance_trajectory=trajectory,
         )
 

@@ -7,12 +7,13 @@ for writing applies the schema.
 
 from __future__ import annotations
 
-SCHEMA_VERSION = "1"
+SCHEMA_VERSION = "2"
 
 RUN_COLUMNS: tuple[str, ...] = (
     "run_id", "name", "created_at", "variant", "params", "macs", "recipe_name", "recipe_hash",
     "balance", "config", "world_size", "steps", "wall_time_s", "code_version", "origin", "citation",
     "setting", "sweep_id", "seed", "notes", "venue", "verified", "checkpoint", "eval",
+    "run_dir", "skipped_shards", "replaced_samples",
 )
 
 STATEMENTS: tuple[str, ...] = (
@@ -44,8 +45,15 @@ STATEMENTS: tuple[str, ...] = (
         venue VARCHAR,
         verified BOOLEAN,        -- published rows: checked against the cited source
         checkpoint VARCHAR,      -- local rows: the weights that were evaluated
-        eval JSON                -- local rows: the evaluation signature + shard dir
+        eval JSON,               -- local rows: the evaluation signature + shard dir
+        run_dir VARCHAR,         -- local rows: the run folder (absolute), the record of the run
+        skipped_shards INTEGER,  -- local rows: training shards skipped as unusable
+        replaced_samples BIGINT  -- local rows: training samples replaced because of them
     )""",
+    # Files made by an older anyir gain the newer columns (NULL for their old rows).
+    "ALTER TABLE runs ADD COLUMN IF NOT EXISTS run_dir VARCHAR",
+    "ALTER TABLE runs ADD COLUMN IF NOT EXISTS skipped_shards INTEGER",
+    "ALTER TABLE runs ADD COLUMN IF NOT EXISTS replaced_samples BIGINT",
     """CREATE TABLE IF NOT EXISTS results (
         run_id VARCHAR NOT NULL,
         task VARCHAR NOT NULL,

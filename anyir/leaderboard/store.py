@@ -127,7 +127,11 @@ def log_run(db_path: str | Path | None, run: RunRecord, report: EvalReport,
     db_path = Path(db_path) if db_path is not None else default_db_path()
     run_id = run.resolve_run_id(report.signature())
     eval_info = {**report.signature(), "shard_dir": report.shard_dir, "wall_time_s": report.wall_time_s,
-                 "skipped_metrics": report.skipped_metrics}
+                 "skipped_metrics": report.skipped_metrics, "complete": report.complete,
+                 "expected": report.expected, "scored": report.scored, "problems": report.problems}
+    if not report.complete:  # only reaches here when the evaluation was explicitly allowed to be incomplete
+        flag = "INCOMPLETE evaluation: " + "; ".join(report.problems[:3] or ["fewer images than the manifest lists"])
+        run = run.model_copy(update={"notes": "; ".join(filter(None, [run.notes, flag]))})
     with transaction(db_path, timeout_s) as con:
         sync_published(con)
         write_run(con, run, run_id, report.to_frame(), report.image_frame(), eval_info)

@@ -25,14 +25,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import torch
 
 from anyir.data.augment import PairedAugment, to_batch
 from anyir.data.balance import BalanceError
-from anyir.data.shard_reader import iter_samples
+from anyir.data.samples import iter_samples
+from anyir.data.shardset import ShardSet
 from anyir.train.losses import per_sample_loss
 
 ADAPTIVE = "adaptive"
@@ -61,21 +61,21 @@ def split_adaptive(spec: str) -> tuple[bool, str]:
     return False, text
 
 
-def identity_losses(shard_dir: Path, tasks: list[str], crop: int, fft_weight: float, seed: int,
+def identity_losses(shards: ShardSet, tasks: list[str], crop: int, fft_weight: float, seed: int,
                     samples_per_task: int) -> dict[str, float]:
     """Mean training loss of the identity (output = degraded input) per task, on seeded training crops."""
     augment = PairedAugment(crop)
     losses: dict[str, float] = {}
     for task in tasks:
         values: list[float] = []
-        for sample in iter_samples(shard_dir, "train", tasks=[task]):
+        for sample in iter_samples(shards, "train", tasks=[task], on_error=lambda err: None):
             sigma = (sample.meta or {}).get("online_noise_sigma")
             lq, gt = augment(sample.gt, sample.lq, sigma, seed, "adaptive-reference", sample.key)
             values.append(float(per_sample_loss(to_batch([lq]), to_batch([gt]), fft_weight)[0]))
             if len(values) >= samples_per_task:
                 break
         if not values:
-            raise BalanceError(f"adaptive balance: task {task!r} has no training samples in {shard_dir}")
+            raise BalanceError(f"adaptive balance: task {task!r} has no readable training samples in {shards.root}")
         losses[task] = max(sum(values) / len(values), 1e-8)
     return losses
 
@@ -118,10 +118,10 @@ class AdaptiveBalance:
         self.signal = {str(k): float(v) for k, v in (state.get("signal") or {}).items()}
 
 
-def make_adaptive(shard_dir: Path, base_weights: dict[str, float], crop: int, fft_weight: float,
+def make_adaptive(shards: ShardSet, base_weights: dict[str, float], crop: int, fft_weight: float,
                   seed: int, settings: AdaptiveSettings = AdaptiveSettings()) -> AdaptiveBalance:
     """Measure the identity reference on the shard set and build the controller."""
     with torch.no_grad():
-        reference = identity_losses(Path(shard_dir), sorted(base_weights), crop, fft_weight, seed,
+        reference = identity_losses(shards, sorted(base_weights), crop, fft_weight, seed,
                                     settings.reference_samples)
     return AdaptiveBalance(base_weights, reference, settings)

@@ -53,6 +53,8 @@ class TrainConfig(BaseModel):
     shards_url_prefix: str | None = Field(
         None, description="where the tar files live when not beside manifest.json: a URL prefix, '{path}' "
         "is replaced by the manifest's shard path, e.g. 'pipe:aws s3 cp s3://bucket/aio3/{path} -'")
+    strict_shards: StrictBool = Field(False, description="fail the run on a shard that does not match its manifest "
+                                      "entry, instead of skipping it (skips are recorded in the summary)")
     crop: PositiveInt = Field(128, description="square training crop in pixels (paper: 128)")
     num_workers: NonNegInt = Field(2, description="DataLoader worker processes per rank")
     # model
@@ -119,8 +121,9 @@ class TrainConfig(BaseModel):
 
     @property
     def run_name(self) -> str:
-        """The run's name: ``name`` or a deterministic default (identical on every rank)."""
-        return self.name or f"{self.variant}-seed{self.seed}"
+        """The run's name, decided here once: ``name``, else the folder name of ``out``, else
+        ``<variant>-seed<seed>`` (identical on every rank; the summary and the leaderboard use it)."""
+        return self.name or (self.out.name if self.out is not None else f"{self.variant}-seed{self.seed}")
 
     @property
     def run_dir(self) -> Path:

@@ -10,7 +10,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from anyir.data.stream import MixtureLoader, make_loader
+from anyir.data.loader import MixtureLoader, make_loader
+from anyir.data.shardset import ShardSet
 from anyir.train.config import TrainConfig
 from anyir.train.distributed import DistEnv
 from anyir.train.errors import TrainSetupError
@@ -49,22 +50,31 @@ class TrainData:
         """Resume the stream where ``state`` left it."""
         self.loader.load_state_dict(state)
 
+    def skipped_shards(self) -> dict[str, str]:
+        """Shards this rank found unusable (URL -> reason): recorded in the run's summary."""
+        return self.loader.stream.skipped_shard_reasons
+
+    def replaced_samples(self) -> int:
+        """Planned samples this rank replaced because their shard or image was unusable."""
+        return self.loader.stream.replaced_samples
+
     def set_weights(self, weights: dict[str, float]) -> None:
         """New task weights from the next step on (call identically on all ranks)."""
         self.weights = dict(weights)
         self.loader.set_weights(self.weights)
 
 
-def build_train_data(cfg: TrainConfig, env: DistEnv, weights: dict[str, float]) -> TrainData:
+def build_train_data(cfg: TrainConfig, env: DistEnv, weights: dict[str, float], shards: ShardSet) -> TrainData:
     """A MixtureLoader over the train split for this rank, with per-rank batch = global / world."""
     if cfg.batch_size % env.world_size:
         raise TrainSetupError(f"batch_size={cfg.batch_size} is not divisible by the world size {env.world_size}; "
                               f"pick a global batch that is a multiple of {env.world_size}")
     try:
         loader = make_loader(
-            cfg.shards, weights, batch_size=cfg.batch_size // env.world_size, crop=cfg.crop, seed=cfg.seed,
+            shards, weights, batch_size=cfg.batch_size // env.world_size, crop=cfg.crop, seed=cfg.seed,
             samples_per_epoch=cfg.samples_per_epoch, rank=env.rank, world_size=env.world_size,
-            num_workers=cfg.num_workers, pin_memory=env.device.type == "cuda", url_prefix=cfg.shards_url_prefix,
+            num_workers=cfg.num_workers, pin_memory=env.device.type == "cuda",
+            strict_shards=cfg.strict_shards,
         )
     except ValueError as err:  # the stream names the argument and the fix (e.g. epoch < one batch)
         raise TrainSetupError(str(err)) from None

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import time
 import warnings
 from collections.abc import Callable
@@ -22,7 +21,8 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 
 from anyir.data.balance import parse_balance, resolve_weights
-from anyir.data.manifest import Manifest, load_manifest
+from anyir.data.manifest import Manifest
+from anyir.data.shardset import ShardSet
 from anyir.model import create_model
 from anyir.model.io import save_model
 from anyir.train import checkpoint as ckpt
@@ -41,8 +41,9 @@ from anyir.train.distributed import (
 )
 from anyir.train.errors import NonFiniteLossError, RunDirError, TrainSetupError
 from anyir.train.losses import per_sample_loss, task_loss_sums
+from anyir.train.run_dir import RunDir
 from anyir.train.schedule import make_scheduler
-from anyir.train.summary import code_version, write_run_record, write_summary
+from anyir.train.summary import code_version, command_line
 
 StepHook = Callable[[int, float, torch.nn.Module], None]
 
@@ -53,8 +54,8 @@ class _Run:
 
     cfg: TrainConfig
     env: DistEnv
-    run_dir: Path
-    manifest: Manifest
+    run_dir: RunDir
+    shards: ShardSet
     data: TrainData
     model: torch.nn.Module  # unwrapped: what is saved
     net: torch.nn.Module  # what is called: compiled and/or DDP-wrapped
@@ -63,6 +64,11 @@ class _Run:
     total_steps: int
     tasks: list[str]
     autocast_dtype: torch.dtype | None
+
+    @property
+    def manifest(self) -> Manifest:
+        """The shard set's manifest."""
+        return self.shards.manifest
 
 
 @dataclass
@@ -92,14 +98,25 @@ def train(
     ``controller`` may change the task weights every ``cfg.balance_every`` steps (see balance_control);
     ``on_step(step, loss, model)`` runs on every rank after each optimizer step and checkpoint (tests use
     it to simulate a kill or inject a fault).
+
+    Nothing in the run folder is written before the options are validated against it (a failed
+    ``--resume`` leaves ``config.yaml`` as it was). Under ``torchrun --max-restarts N`` a restarted
+    group resumes from the latest checkpoint by itself.
     """
     env = setup_distributed(cfg.device)
+    run_dir = RunDir(cfg.run_dir)
     try:
-        run = _build(cfg, env)
+        cfg = _resolve_resume(cfg, run_dir, env)
+        if env.is_main:
+            run_dir.lock()  # before anything is written; fails with the holder named
+        run = _build(cfg, env, run_dir)
         state = _initial_state(run)
         controller = controller or _default_controller(run)
         if cfg.resume:
             _resume(run, state, controller)
+        if env.is_main:
+            _start_record(run)
+        barrier(env)
         try:
             _loop(run, state, controller, on_step)
         except NonFiniteLossError:
@@ -107,33 +124,51 @@ def train(
             raise
         return _finish(run, state, finished=True)
     finally:
+        run_dir.unlock()
         teardown_distributed()
 
 
 # ----------------------------------------------------------------------------- set-up
 
 
-def _build(cfg: TrainConfig, env: DistEnv) -> _Run:
-    """Manifest -> weights -> stream; model -> DDP; optimizer and schedule; run folder."""
-    run_dir = cfg.run_dir
+def _build(cfg: TrainConfig, env: DistEnv, run_dir: RunDir) -> _Run:
+    """Shard set -> weights -> stream; model -> DDP; optimizer and schedule. Writes nothing."""
     _check_run_dir(cfg, run_dir)
-    manifest = load_manifest(cfg.shards, check_files=cfg.shards_url_prefix is None)
+    shards = ShardSet.open(cfg.shards, cfg.shards_url_prefix)
+    manifest = shards.manifest
     tasks = manifest.tasks("train")
     _, base_spec = split_adaptive(_balance_spec(cfg, manifest))
     weights = resolve_weights(parse_balance(base_spec), manifest.counts("train"), manifest.repeats)
-    data = build_train_data(cfg, env, weights)
+    data = build_train_data(cfg, env, weights, shards)
     _check_ranks_agree(data.steps_per_epoch, env)
     total_steps = cfg.steps if cfg.steps is not None else max(1, round(cfg.epochs * data.steps_per_epoch))
     model, net = _make_model(cfg, env)
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay)
     scheduler = make_scheduler(optimizer, total_steps, cfg.warmup_steps, cfg.lr, cfg.min_lr)
-    if env.is_main:
-        if not cfg.resume:
-            _clear_run_dir(run_dir)
-        write_run_record(run_dir, cfg)
-    barrier(env)
-    return _Run(cfg, env, run_dir, manifest, data, model, net, optimizer, scheduler, total_steps, tasks,
+    return _Run(cfg, env, run_dir, shards, data, model, net, optimizer, scheduler, total_steps, tasks,
                 _autocast_dtype(cfg, env))
+
+
+def _resolve_resume(cfg: TrainConfig, run_dir: RunDir, env: DistEnv) -> TrainConfig:
+    """A restart by torchrun (``TORCHELASTIC_RESTART_COUNT`` > 0) resumes from the latest checkpoint."""
+    restarts = int(os.environ.get("TORCHELASTIC_RESTART_COUNT", "0") or 0)
+    if restarts > 0 and not cfg.resume and run_dir.has_checkpoint():
+        if env.is_main:
+            print(f"anyir: torchrun restart {restarts}: resuming {run_dir.path} from its latest checkpoint",
+                  flush=True)
+        return cfg.model_copy(update={"resume": True})
+    if restarts > 0 and not cfg.resume:
+        return cfg.model_copy(update={"overwrite": True})  # the earlier attempt was this very run
+    return cfg
+
+
+def _start_record(run: _Run) -> None:
+    """Rank 0, after validation and resume: clean leftovers, write config.yaml and the command line."""
+    run.run_dir.clean_stale()
+    if not run.cfg.resume:
+        run.run_dir.clear_training()
+    run.run_dir.write_config(run.cfg.to_yaml())
+    run.run_dir.append_command(command_line())
 
 
 def _balance_spec(cfg: TrainConfig, manifest: Manifest) -> str:
@@ -156,27 +191,19 @@ def _default_controller(run: _Run) -> BalanceController:
     if not adaptive:
         return StaticBalance()
     cfg = run.cfg
-    return make_adaptive(cfg.shards, dict(run.data.weights), cfg.crop, cfg.fft_weight, cfg.seed)
+    return make_adaptive(run.shards, dict(run.data.weights), cfg.crop, cfg.fft_weight, cfg.seed)
 
 
-def _check_run_dir(cfg: TrainConfig, run_dir: Path) -> None:
+def _check_run_dir(cfg: TrainConfig, run_dir: RunDir) -> None:
     """Refuse to silently mix two runs in one folder."""
-    has_ckpt = ckpt.latest_checkpoint(run_dir / "checkpoints") is not None
+    has_ckpt = run_dir.has_checkpoint()
     if cfg.resume and not has_ckpt:
-        raise RunDirError(f"--resume: no checkpoint in {run_dir / 'checkpoints'}; check --out, or drop --resume")
+        raise RunDirError(f"--resume: no checkpoint in {run_dir.checkpoints}; check --out, or drop --resume")
     if not cfg.resume and has_ckpt and not cfg.overwrite:
         raise RunDirError(
-            f"run folder {run_dir} already has checkpoints; pass --resume to continue it, "
+            f"run folder {run_dir.path} already has checkpoints; pass --resume to continue it, "
             "--overwrite to start over in it, or another --out"
         )
-
-
-def _clear_run_dir(run_dir: Path) -> None:
-    """Remove a previous attempt's outputs (only reached when allowed: see `_check_run_dir`)."""
-    for name in ("checkpoints", "keys"):
-        shutil.rmtree(run_dir / name, ignore_errors=True)
-    for name in ("metrics.jsonl", "command.txt", "train_summary.json", "model.safetensors"):
-        (run_dir / name).unlink(missing_ok=True)
 
 
 def _check_ranks_agree(steps_per_epoch: int, env: DistEnv) -> None:
@@ -247,18 +274,25 @@ def _initial_state(run: _Run) -> _State:
 
 
 def _resume(run: _Run, state: _State, controller: BalanceController) -> None:
-    """Restore weights, optimizer, schedule, counters, RNG and loader state from the latest checkpoint."""
-    path = ckpt.latest_checkpoint(run.run_dir / "checkpoints")
+    """Restore weights, optimizer, schedule, counters, RNG and loader state from the latest checkpoint.
+
+    Everything is checked before anything changes on disk: a mismatch (world size, loader settings)
+    raises RunDirError and the run folder stays as it was.
+    """
+    path = ckpt.latest_checkpoint(run.run_dir.checkpoints)
     assert path is not None  # _check_run_dir guarantees it
     saved = ckpt.load_checkpoint(path, run.model)
     if saved["world_size"] != run.env.world_size:
         raise RunDirError(f"checkpoint {path} was written with world size {saved['world_size']}, this run has "
                           f"{run.env.world_size}; resume with the same number of processes")
+    mine = saved["ranks"][run.env.rank]
+    try:
+        run.data.load_state_dict(mine["loader"])
+    except ValueError as err:
+        raise RunDirError(f"cannot resume {run.run_dir.path}: {err}") from None
     run.optimizer.load_state_dict(saved["optimizer"])
     run.scheduler.load_state_dict(saved["scheduler"])
-    mine = saved["ranks"][run.env.rank]
     ckpt.set_rng_state(mine["rng"])
-    run.data.load_state_dict(mine["loader"])
     state.step = int(saved["step"])
     if run.env.is_main:  # the global count so far lives on rank 0; the final all-reduce adds the rest
         state.samples += torch.tensor([saved["samples_per_task"].get(t, 0) for t in run.tasks],
@@ -270,9 +304,7 @@ def _resume(run: _Run, state: _State, controller: BalanceController) -> None:
     state.resumed_from = path.name
     if hasattr(controller, "load_state_dict"):
         controller.load_state_dict(saved.get("controller", {}))
-    if run.env.is_main:
-        _truncate_log(run.run_dir / "metrics.jsonl", state.step, lambda line: json.loads(line)["step"])
-    _truncate_log(run.run_dir / "keys" / f"rank{run.env.rank}.tsv", state.step, lambda line: int(line.split("\t")[0]))
+    run.run_dir.truncate_logs(state.step, run.env.rank, run.env.is_main)
 
 
 def _save(run: _Run, state: _State, controller: BalanceController) -> None:
@@ -288,7 +320,7 @@ def _save(run: _Run, state: _State, controller: BalanceController) -> None:
         "balance_trajectory": state.trajectory, "wall_time_s": _wall_s(state), "rates": _rates(run, state),
         "controller": controller.state_dict() if hasattr(controller, "state_dict") else {},
     }
-    ckpt.save_checkpoint(run.run_dir / "checkpoints", state.step, run.model, payload,
+    ckpt.save_checkpoint(run.run_dir.checkpoints, state.step, run.model, payload,
                          _weights_metadata(run, state), run.cfg.keep_checkpoints)
 
 
@@ -296,14 +328,6 @@ def _global_samples(run: _Run, state: _State) -> dict[str, int]:
     """Samples seen per task summed over ranks (collective)."""
     total = all_reduce_sum(state.samples.clone(), run.env)
     return {t: int(round(n)) for t, n in zip(run.tasks, total.tolist(), strict=True)}
-
-
-def _truncate_log(path: Path, step: int, step_of: Callable[[str], int]) -> None:
-    """Drop log lines written after the checkpoint we resume from (those steps will be redone)."""
-    if not path.exists():
-        return
-    kept = [line for line in path.read_text().splitlines() if line and step_of(line) <= step]
-    path.write_text("".join(line + "\n" for line in kept))
 
 
 # ----------------------------------------------------------------------------- the loop
@@ -371,7 +395,7 @@ def _nan_message(run: _Run, state: _State, batch: dict[str, Any]) -> str:
     mix: dict[str, int] = {}
     for task in batch["task"]:
         mix[task] = mix.get(task, 0) + 1
-    last = ckpt.latest_checkpoint(run.run_dir / "checkpoints")
+    last = ckpt.latest_checkpoint(run.run_dir.checkpoints)
     kept = f"the last good checkpoint is {last}" if last else "no checkpoint was written yet"
     return (f"non-finite loss at step {state.step + 1} (rank {run.env.rank}; batch task mix {mix}, "
             f"lr {run.scheduler.get_last_lr()[0]:.3g}); training stopped, {kept}. "
@@ -413,16 +437,14 @@ def _log(run: _Run, state: _State, loss: float, bar: tqdm) -> None:
     bar.set_postfix(loss=f"{loss:.4f}", img_s=f"{images_per_s:.1f}", refresh=False)
     line = {"step": state.step, "loss": loss, "lr": run.scheduler.get_last_lr()[0], "time_s": state.loop_s,
             "images_per_s": images_per_s, "loader_wait_share": _wait_share(state)}
-    with open(run.run_dir / "metrics.jsonl", "a") as f:
-        f.write(json.dumps(line) + "\n")
+    run.run_dir.append_metrics(line)
 
 
 def _open_keys_log(run: _Run):
     """Per-rank file of ``step<TAB>task<TAB>key`` lines (debug: duplicate / coverage checks)."""
-    folder = run.run_dir / "keys"
-    folder.mkdir(parents=True, exist_ok=True)
-    mode = "a" if run.cfg.resume else "w"
-    return open(folder / f"rank{run.env.rank}.tsv", mode)
+    path = run.run_dir.keys_log(run.env.rank)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return open(path, "a" if run.cfg.resume else "w")
 
 
 # ----------------------------------------------------------------------------- the end
@@ -462,28 +484,34 @@ def _weights_metadata(run: _Run, state: _State) -> dict[str, str]:
 def _finish(run: _Run, state: _State, finished: bool) -> dict[str, Any]:
     """Final weights (only when ``finished``) and ``train_summary.json`` on rank 0; all ranks return it."""
     samples = _global_samples(run, state)
-    summary = _summary(run, state, samples, finished)
+    skipped = gather_objects({"shards": run.data.skipped_shards(), "replaced": run.data.replaced_samples()}, run.env)
+    summary = _summary(run, state, samples, finished, skipped)
     if run.env.is_main:
         if finished:
-            save_model(run.model, run.run_dir / "model.safetensors", metadata=_weights_metadata(run, state))
-        write_summary(run.run_dir, summary)
+            save_model(run.model, run.run_dir.weights, metadata=_weights_metadata(run, state))
+        run.run_dir.write_summary(summary)
     barrier(run.env)
     return summary
 
 
-def _summary(run: _Run, state: _State, samples: dict[str, int], finished: bool) -> dict[str, Any]:
+def _summary(run: _Run, state: _State, samples: dict[str, int], finished: bool,
+             skipped: list[dict[str, Any]]) -> dict[str, Any]:
     """The ``train_summary.json`` content (keys per the shared contract, plus timing extras)."""
     cfg, model = run.cfg, run.model
+    skipped_shards = {url: why for rank in skipped for url, why in rank["shards"].items()}
     return {
         "world_size": run.env.world_size, "steps": state.step, "total_steps": run.total_steps,
         "steps_per_epoch": run.data.steps_per_epoch, "epochs": state.step / run.data.steps_per_epoch,
         "wall_time_s": round(_wall_s(state), 3), **_rates(run, state),
         "balance": {"spec": _balance_label(cfg, run.manifest), "weights": state.trajectory[0]["weights"]},
         "balance_trajectory": state.trajectory, "samples_per_task": samples,
+        "samples_seen": sum(samples.values()),
+        "skipped_shards": dict(sorted(skipped_shards.items())),
+        "replaced_samples": sum(int(rank["replaced"]) for rank in skipped),
         "variant": cfg.variant, "model_config": model.config.to_dict(),
         "params": sum(p.numel() for p in model.parameters()),
         "recipe": {"name": run.manifest.recipe_name, "hash": run.manifest.recipe_hash},
-        "shards": str(cfg.shards), "seed": cfg.seed, "config": cfg.model_dump(mode="json"),
+        "shards": str(Path(cfg.shards).resolve()), "seed": cfg.seed, "config": cfg.model_dump(mode="json"),
         "code_version": code_version(), "finished": finished, "final_loss": state.last_loss,
         "device": str(run.env.device), "precision": "bf16" if run.autocast_dtype else "fp32",
         "run_name": cfg.run_name, "resumed_from": state.resumed_from,

@@ -5,7 +5,15 @@ from typing import Annotated
 
 from pydantic import Field
 
-from anyir.data.sources.base import CropSpec, Rejection, ScanResult, SourceBase, WorkItem
+from anyir.data.sources.base import (
+    CropSpec,
+    Rejection,
+    ScanResult,
+    SourceBase,
+    WorkItem,
+    dedupe_rejections,
+    item_rejection,
+)
 from anyir.data.sources.hf import HFSource
 from anyir.data.sources.layout_source import LayoutSource
 from anyir.data.sources.paired import PairedFolderSource
@@ -14,4 +22,4 @@ from anyir.data.sources.synthetic import ImageSet, SyntheticSource
 Source = Annotated[SyntheticSource | LayoutSource | PairedFolderSource | HFSource, Field(discriminator="kind")]
 
 __all__ = ["CropSpec", "HFSource", "ImageSet", "LayoutSource", "PairedFolderSource", "Rejection", "ScanResult",
-           "Source", "SourceBase", "SyntheticSource", "WorkItem"]
+           "Source", "SourceBase", "SyntheticSource", "WorkItem", "dedupe_rejections", "item_rejection"]

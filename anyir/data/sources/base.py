@@ -7,7 +7,7 @@ shard writer's workers, so a scan of 70k files stays fast and cheap.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,13 +20,20 @@ Resolver = Callable[[str], Path]  # expands ${data_root} and recipe-relative pat
 
 @dataclass(frozen=True)
 class Rejection:
-    """An input that did not become a sample, and why."""
+    """An input that did not become a sample, and why.
+
+    ``crop_index``/``sigma`` are set only on the rejection of one work item (:func:`item_rejection`):
+    they say which of the file's samples was lost, so :func:`dedupe_rejections` can fold the samples
+    of one bad file into one entry. They are not part of the manifest record (:meth:`to_dict`).
+    """
 
     source: str
     task: str
     split: str
     file: str
     reason: str
+    crop_index: int | None = None
+    sigma: float | None = None
 
     def to_dict(self) -> dict[str, str]:
         """The fields as a dict (for the manifest)."""
@@ -56,14 +63,48 @@ class WorkItem:
     degradation: object | None = None  # a DegradationSpec model (pydantic models pickle)
     online_noise_sigma: float | None = None
 
+    @property
+    def file_id(self) -> str:
+        """The input file(s) this item is made from, as written in rejections; every crop and
+        sigma of one file (or pair) shares it."""
+        return ", ".join(self.files.values())
+
 
 @dataclass
 class ScanResult:
-    """Items found by a source scan, the inputs it rejected, and notes (inputs kept by a lenient rule)."""
+    """What a source scan found: work items, rejected inputs, notes, and which arrangement was read.
 
+    ``notes`` are things kept or skipped on purpose that a user should see: inputs paired under a
+    lenient rule, folders under a layout's root that the layout does not read ("ignored folder").
+    ``variant`` names what was read (the matched layout variant, "paired folders (same_name)", ...);
+    empty when nothing matched. A scan that yields no items is an error for the build unless the
+    source is ``optional`` (:meth:`empty_error`).
+    """
+
+    source: str = ""
+    task: str = ""
+    split: str = ""
+    optional: bool = False
+    variant: str = ""
     items: list[WorkItem] = field(default_factory=list)
     rejections: list[Rejection] = field(default_factory=list)
     notes: list[Rejection] = field(default_factory=list)
+
+    def empty_error(self) -> str | None:
+        """One line for a required source that found nothing (None when it found items or is optional)."""
+        if self.items or self.optional:
+            return None
+        first = self.rejections[0] if self.rejections else None
+        why = f"{first.file}: {first.reason}" if first else "no inputs found"
+        return (f"source {self.source!r} ({self.task}/{self.split}) found no inputs: {why}. "
+                "Fix its path, or mark it 'optional: true' to build without it")
+
+    def summary(self) -> dict[str, object]:
+        """Counts for a plan or a manifest: files (pairs or clean images) found, samples they expand
+        to (crops x sigmas, before ``max_samples``), rejections, notes, the variant read."""
+        return {"source": self.source, "task": self.task, "split": self.split, "variant": self.variant or "none",
+                "inputs": len({item.file_id for item in self.items}), "samples": len(self.items),
+                "rejections": len(self.rejections), "notes": len(self.notes), "optional": self.optional}
 
 
 class CropSpec(BaseModel):
@@ -91,11 +132,22 @@ class SourceBase(BaseModel):
     repeat: float = Field(default=1.0, gt=0)
     crop: CropSpec | None = None
     degradation: DegradationSpec | None = None
+    # An optional source may find nothing (a dataset not downloaded yet); any other source that
+    # finds nothing fails the build. It never changes a sample, so it is left out of the recipe hash.
+    optional: bool = Field(default=False, exclude=True)
 
     @property
     def dataset_id(self) -> str:
         """The dataset id written into metadata: ``dataset``, else the source name."""
         return self.dataset or self.name
+
+    def new_result(self, variant: str = "") -> ScanResult:
+        """An empty :class:`ScanResult` labelled with this source."""
+        return ScanResult(source=self.name, task=self.task, split=self.split, optional=self.optional, variant=variant)
+
+    def reject(self, file: str, reason: str) -> Rejection:
+        """A rejection (or note) of ``file`` by this source."""
+        return Rejection(self.name, self.task, self.split, file, reason)
 
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9_\-]+")
@@ -152,3 +204,45 @@ def expand_pair(source: SourceBase, gt_ref: str, lq_ref: str, relpath: str, file
 def rel(path: Path, root: Path) -> str:
     """``path`` relative to ``root`` in POSIX form (metadata must not depend on the OS)."""
     return path.relative_to(root).as_posix()
+
+
+def item_rejection(item: WorkItem, reason: str) -> Rejection:
+    """The rejection of one work item that could not become a sample (made in the build's workers),
+    tagged with its crop and sigma for :func:`dedupe_rejections`."""
+    return Rejection(item.source, item.task, item.split, item.file_id, reason,
+                     crop_index=item.crop_index if item.crop_size is not None else None,
+                     sigma=item.online_noise_sigma)
+
+
+def dedupe_rejections(rejections: Iterable[Rejection]) -> list[Rejection]:
+    """One entry per (source, task, split, file, reason), in first-seen order.
+
+    A bad file expands to several work items (crops x online-noise sigmas), each rejected on its
+    own; they collapse into one rejection whose reason says how many samples were lost and which,
+    e.g. ``cannot decode image (...) (3 samples: sigmas 15/25/50)``.
+    """
+    groups: dict[tuple[str, str, str, str, str], list[Rejection]] = {}
+    for rejection in rejections:
+        key = (rejection.source, rejection.task, rejection.split, rejection.file, rejection.reason)
+        groups.setdefault(key, []).append(rejection)
+    merged = []
+    for (source, task, split, file, reason), group in groups.items():
+        if len(group) > 1:
+            reason = f"{reason} ({lost_samples(group)})"
+        merged.append(Rejection(source, task, split, file, reason))
+    return merged
+
+
+def lost_samples(group: list[Rejection]) -> str:
+    """``3 samples: sigmas 15/25/50``, ``4 samples: crops 0/1 x sigmas 15/50``; ``reported 2 times``
+    for repeats that are not tagged as samples (scan-level rejections)."""
+    crops = sorted({r.crop_index for r in group if r.crop_index is not None})
+    sigmas = sorted({r.sigma for r in group if r.sigma is not None})
+    if not crops and not sigmas:
+        return f"reported {len(group)} times"
+    parts = []
+    if len(crops) > 1:
+        parts.append("crops " + "/".join(str(c) for c in crops))
+    if sigmas:
+        parts.append(("sigma " if len(sigmas) == 1 else "sigmas ") + "/".join(f"{s:g}" for s in sigmas))
+    return f"{len(group)} samples" + (": " + " x ".join(parts) if parts else "")

@@ -8,8 +8,9 @@ from typing import Literal
 
 from pydantic import model_validator
 
-from anyir.data.sources.base import Rejection, Resolver, ScanResult, SourceBase, expand_clean, expand_pair
-from anyir.data.sources.layouts import LAYOUTS, LayoutScan, cdd11_variants, scan_variants
+from anyir.data.sources.base import Resolver, ScanResult, SourceBase, expand_clean, expand_pair
+from anyir.data.sources.layouts import LayoutScan, layout_variants, scan_variants
+from anyir.data.sources.paths import missing_hint
 from anyir.data.sources.refs import file_ref
 from anyir.degrade.seeding import seed_from_key
 
@@ -52,14 +53,14 @@ class LayoutSource(SourceBase):
     def scan(self, resolve: Resolver) -> ScanResult:
         """Find the variant, pair files by name rule, apply list/split rules, expand into items."""
         root = resolve(self.root)
-        variants = cdd11_variants(self.split, self.subset) if self.layout == "cdd11" else LAYOUTS[self.layout](self.split)
-        found = scan_variants(root, variants, self.layout)
+        found = scan_variants(root, layout_variants(self.layout, self.split, self.subset), self.layout)
         if self.list_file is not None:
             filter_by_list(found, resolve(self.list_file))
         if self.layout == "uieb":
             keep_uieb_split(found, self.split, self.uieb_test_count)
-        result = ScanResult(rejections=[self._rejection(f, r) for f, r in found.rejections],
-                            notes=[self._rejection(f, r) for f, r in found.notes])
+        result = self.new_result(f"{self.layout} [{found.variant}]" if found.variant else "")
+        result.rejections = [self.reject(f, r) for f, r in found.rejections]
+        result.notes = [self.reject(f, r) for f, r in found.notes]
         for relpath, gt, lq in found.pairs:
             files = {"gt": gt.relative_to(root).as_posix()} | ({"lq": relpath} if lq is not None else {})
             if lq is None:
@@ -67,9 +68,6 @@ class LayoutSource(SourceBase):
             else:
                 result.items += expand_pair(self, file_ref(gt), file_ref(lq), relpath, files)
         return result
-
-    def _rejection(self, file: str, reason: str) -> Rejection:
-        return Rejection(self.name, self.task, self.split, file, reason)
 
 
 def lenient_name(name: str) -> str:
@@ -83,7 +81,8 @@ def lenient_name(name: str) -> str:
 def filter_by_list(found: LayoutScan, list_file: Path) -> None:
     """Keep the files named in ``list_file``; record lenient matches as notes, the rest as rejections."""
     if not list_file.is_file():
-        found.rejections.append((str(list_file), "list file not found; remove 'list_file' to use every image"))
+        found.rejections.append((str(list_file), f"list file not found ({missing_hint(list_file)}); "
+                                                  "remove 'list_file' to use every image"))
         found.pairs = []
         return
     listed = [Path(line.strip()).name for line in list_file.read_text().splitlines() if line.strip()]

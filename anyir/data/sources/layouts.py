@@ -1,51 +1,29 @@
-"""The published folder layouts of the restoration datasets (protocols.md section 1).
+"""The published folder layouts of the restoration datasets (docs/datasets.md).
 
 A layout is a list of *variants* (the PromptIR/AdaIR arrangement, the MoCE-IR one, the original
 release ...). The first variant whose folders exist is used; files are paired by a NAME RULE,
-never by sorted order. When no variant fits, the rejection names the folder, shows the expected
-layouts and the nearest folder name found (difflib), so a typo such as ``Rainy/`` is obvious.
+never by sorted order. A variant reads only the folders it names (no ``*/*`` over the root), so a
+test set stored next to the training folders is reported as an ignored folder, never read. Matching,
+pairing and the "did you mean" advice live in :mod:`anyir.data.sources.layout_scan`.
 """
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import PurePosixPath
 
-from anyir.data.sources.synthetic import IMAGE_SUFFIXES
+from anyir.data.sources.layout_scan import (
+    GtRule,
+    LayoutScan,
+    Variant,
+    layout_mismatch,
+    nearest_folders,
+    scan_variants,
+)
 
-GtRule = Callable[[PurePosixPath], list[str]]
-
-
-@dataclass(frozen=True)
-class Variant:
-    """One arrangement of a dataset on disk.
-
-    ``requires``: folders that must exist under the root. ``lq_glob``: degraded files (None for
-    clean-only sets, which use ``gt_glob``). ``gt_for``: candidate clean paths for a degraded path,
-    the first is the rule; later ones are lenient fallbacks, recorded as notes when used.
-    """
-
-    description: str
-    requires: tuple[str, ...]
-    lq_glob: str | None = None
-    gt_glob: str | None = None
-    gt_for: GtRule | None = None
-
-
-@dataclass
-class LayoutScan:
-    """Pairs found (relpath key, gt path, lq path or None), rejections and notes (file, reason)."""
-
-    pairs: list[tuple[str, Path, Path | None]] = field(default_factory=list)
-    rejections: list[tuple[str, str]] = field(default_factory=list)
-    notes: list[tuple[str, str]] = field(default_factory=list)
-    variant: str = ""
-
-
-def _is_image(path: Path) -> bool:
-    return path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES
+OTS_PARTS = ("part1", "part2", "part3", "part4")
+CDD11_SUBSETS = ("low", "haze", "rain", "snow", "low_haze", "low_rain", "low_snow", "haze_rain", "haze_snow",
+                 "low_haze_rain", "low_haze_snow")
 
 
 def same_name(folder: str) -> GtRule:
@@ -58,58 +36,9 @@ def first_token(folder: str, exts: tuple[str, ...]) -> GtRule:
     return lambda lq: [f"{folder}/{lq.name.split('_', 1)[0]}{ext or lq.suffix}" for ext in exts]
 
 
-def nearest_folders(missing: list[str], found: list[str]) -> list[str]:
-    """``'wanted' ~ 'closest found'`` for each missing folder that has a close match (difflib)."""
-    hints = []
-    for name in missing:
-        close = difflib.get_close_matches(name, found, n=1, cutoff=0.6)
-        if close:
-            hints.append(f"{name!r} ~ {close[0]!r}")
-    return hints
-
-
-def layout_mismatch(root: Path, variants: list[Variant], layout: str) -> str:
-    """A readable reason: what was expected, what exists, and the nearest match."""
-    if not root.is_dir():
-        return f"folder not found (expected the {layout} root here)"
-    found = sorted(p.relative_to(root).as_posix() for pattern in ("*/", "*/*/") for p in root.glob(pattern) if p.is_dir())
-    wanted = sorted({r for v in variants for r in v.requires if r != "."})
-    hints = nearest_folders([r for r in wanted if r not in found], found)
-    expected = "; ".join(f"[{v.description}] needs {', '.join(r + '/' for r in v.requires)}" for v in variants)
-    nearest = f"nearest match: {', '.join(hints)}" if hints else "no similar folder names"
-    return (f"does not match any {layout} layout. Expected one of: {expected}. "
-            f"Found folders: {found[:12] or 'none'}; {nearest}")
-
-
-def scan_variants(root: Path, variants: list[Variant], layout: str) -> LayoutScan:
-    """Pick the first matching variant and pair its files by the variant's name rule."""
-    scan = LayoutScan()
-    chosen = next((v for v in variants if all((root / r).is_dir() for r in v.requires)), None)
-    if chosen is None:
-        scan.rejections.append((str(root), layout_mismatch(root, variants, layout)))
-        return scan
-    scan.variant = chosen.description
-    if chosen.lq_glob is None:
-        for gt in sorted(p for p in root.glob(chosen.gt_glob) if _is_image(p)):
-            scan.pairs.append((gt.relative_to(root).as_posix(), gt, None))
-    else:
-        for lq in sorted(p for p in root.glob(chosen.lq_glob) if _is_image(p)):
-            _pair_one(root, lq, chosen.gt_for, scan)
-    if not scan.pairs and not scan.rejections:
-        scan.rejections.append((str(root), f"no image files in the [{chosen.description}] layout folders"))
-    return scan
-
-
-def _pair_one(root: Path, lq: Path, gt_for: GtRule, scan: LayoutScan) -> None:
-    rel = PurePosixPath(lq.relative_to(root).as_posix())
-    candidates = gt_for(rel)
-    for i, cand in enumerate(candidates):
-        if (root / cand).is_file():
-            if i > 0:
-                scan.notes.append((str(rel), f"clean partner {candidates[0]} missing; used {cand} (lenient match)"))
-            scan.pairs.append((str(rel), root / cand, lq))
-            return
-    scan.rejections.append((str(rel), f"degraded image has no clean partner: expected {candidates[0]}"))
+def _other(split: str, train: str, test: str) -> str:
+    """The folder of the split this source does not read (part of the release, so not reported)."""
+    return test if split == "train" else train
 
 
 # ---- per-dataset variants -------------------------------------------------------------------
@@ -117,16 +46,18 @@ def _pair_one(root: Path, lq: Path, gt_for: GtRule, scan: LayoutScan) -> None:
 def clean_test_variants(split: str) -> list[Variant]:
     """BSD68 / Urban100 / Kodak24 (clean only; noise added at test time)."""
     return [
-        Variant("cBSD68 release: original_png/*.png", ("original_png",), gt_glob="original_png/*"),
-        Variant("flat folder of clean images (PromptIR test/denoise/bsd68)", (".",), gt_glob="*"),
+        Variant("cBSD68 release: original_png/*.png", ("original_png",), gt_globs=("original_png/*",),
+                skips=("noisy*",)),
+        Variant("flat folder of clean images (PromptIR test/denoise/bsd68)", (".",), gt_globs=("*",)),
     ]
 
 
 def bsd400_wed_variants(split: str) -> list[Variant]:
     """BSD400 + WED training images (clean only)."""
     return [
-        Variant("MoCE-IR: WaterlooED/*.bmp + BSD400/*.jpg", ("WaterlooED", "BSD400"), gt_glob="*/*"),
-        Variant("PromptIR/AdaIR: one flat folder (data/Train/Denoise)", (".",), gt_glob="*"),
+        Variant("MoCE-IR: WaterlooED/*.bmp + BSD400/*.jpg", ("WaterlooED", "BSD400"),
+                gt_globs=("WaterlooED/*", "BSD400/*")),
+        Variant("PromptIR/AdaIR: one flat folder (data/Train/Denoise)", (".",), gt_globs=("*",)),
     ]
 
 
@@ -140,18 +71,19 @@ def _rain_rule(lq: PurePosixPath) -> list[str]:
 def rain100l_variants(split: str) -> list[Variant]:
     """Rain100L train (rainy/rain-N.png -> gt/norain-N.png) and test (input/N.png -> target/N.png)."""
     return [
-        Variant("PromptIR/MoCE-IR: rainy/rain-N.png + gt/norain-N.png", ("rainy", "gt"), "rainy/*", gt_for=_rain_rule),
-        Variant("test: input/N.png + target/N.png", ("input", "target"), "input/*", gt_for=same_name("target")),
+        Variant("PromptIR/MoCE-IR: rainy/rain-N.png + gt/norain-N.png", ("rainy", "gt"), ("rainy/*",), gt_for=_rain_rule),
+        Variant("test: input/N.png + target/N.png", ("input", "target"), ("input/*",), gt_for=same_name("target")),
     ]
 
 
 def reside_ots_variants(split: str) -> list[Variant]:
     """RESIDE OTS: part{1-4}/<id>_<A>_<beta>.jpg -> clean <id> (same extension first)."""
     return [
-        Variant("PromptIR/AdaIR: synthetic/part*/<id>_<A>_<beta>.jpg + original/<id>.<same ext>",
-                ("synthetic", "original"), "synthetic/part*/*", gt_for=first_token("original", ("", ".jpg", ".png"))),
-        Variant("MoCE-IR: part*/<id>_<A>_<beta>.jpg + clear/<id>.jpg", ("clear",), "part*/*",
-                gt_for=first_token("clear", (".jpg", ".png"))),
+        Variant("PromptIR/AdaIR: synthetic/part1..part4/<id>_<A>_<beta>.jpg + original/<id>.<same ext>",
+                ("synthetic", "original"), tuple(f"synthetic/{p}/*" for p in OTS_PARTS),
+                gt_for=first_token("original", ("", ".jpg", ".png"))),
+        Variant("MoCE-IR: part1..part4/<id>_<A>_<beta>.jpg + clear/<id>.jpg", ("clear",),
+                tuple(f"{p}/*" for p in OTS_PARTS), gt_for=first_token("clear", (".jpg", ".png"))),
     ]
 
 
@@ -159,10 +91,11 @@ def sots_outdoor_variants(split: str) -> list[Variant]:
     """SOTS-outdoor: hazy <id>_<A>_<beta>.jpg -> clean <id>.png."""
     rule = {d: first_token(d, (".png", ".jpg")) for d in ("target", "outdoor/gt", "gt")}
     return [
-        Variant("PromptIR: input/0001_0.8_0.2.jpg + target/0001.png", ("input", "target"), "input/*", gt_for=rule["target"]),
-        Variant("MoCE-IR: outdoor/hazy/*.jpg + outdoor/gt/<id>.png", ("outdoor/hazy", "outdoor/gt"), "outdoor/hazy/*",
+        Variant("PromptIR: input/0001_0.8_0.2.jpg + target/0001.png", ("input", "target"), ("input/*",),
+                gt_for=rule["target"]),
+        Variant("MoCE-IR: outdoor/hazy/*.jpg + outdoor/gt/<id>.png", ("outdoor/hazy", "outdoor/gt"), ("outdoor/hazy/*",),
                 gt_for=rule["outdoor/gt"]),
-        Variant("RESIDE release: hazy/*.jpg + gt/<id>.png", ("hazy", "gt"), "hazy/*", gt_for=rule["gt"]),
+        Variant("RESIDE release: hazy/*.jpg + gt/<id>.png", ("hazy", "gt"), ("hazy/*",), gt_for=rule["gt"]),
     ]
 
 
@@ -172,11 +105,13 @@ def gopro_variants(split: str) -> list[Variant]:
         """<split>/<seq>/blur/<frame> -> <split>/<seq>/sharp/<frame>."""
         return [str(lq.parent.parent / "sharp" / lq.name)]
     return [
-        Variant("AdaIR train: blur/*.png + sharp/*.png", ("blur", "sharp"), "blur/*", gt_for=same_name("sharp")),
-        Variant("MoCE-IR crops: input_crops/ + target_crops/", ("input_crops", "target_crops"), "input_crops/*",
+        Variant("AdaIR train: blur/*.png + sharp/*.png", ("blur", "sharp"), ("blur/*",), gt_for=same_name("sharp")),
+        Variant("MoCE-IR crops: input_crops/ + target_crops/", ("input_crops", "target_crops"), ("input_crops/*",),
                 gt_for=same_name("target_crops")),
-        Variant("input/*.png + target/*.png", ("input", "target"), "input/*", gt_for=same_name("target")),
-        Variant(f"GoPro release: {split}/<sequence>/blur/*.png + sharp/", (split,), f"{split}/*/blur/*", gt_for=seq_rule),
+        Variant("input/*.png + target/*.png", ("input", "target"), ("input/*",), gt_for=same_name("target")),
+        Variant(f"GOPRO_Large release: {split}/<sequence>/blur/*.png + {split}/<sequence>/sharp/",
+                (f"{split}/*/blur", f"{split}/*/sharp"), (f"{split}/*/blur/*",), gt_for=seq_rule,
+                skips=(f"{split}/*/blur_gamma", _other(split, "train", "test"))),
     ]
 
 
@@ -185,35 +120,41 @@ def lol_variants(split: str) -> list[Variant]:
     release = "our485" if split == "train" else "eval15"
     return [
         Variant(f"LOL release: {release}/low + {release}/high", (f"{release}/low", f"{release}/high"),
-                f"{release}/low/*", gt_for=same_name(f"{release}/high")),
-        Variant("low/ + high/", ("low", "high"), "low/*", gt_for=same_name("high")),
-        Variant("AdaIR train: low/ + gt/", ("low", "gt"), "low/*", gt_for=same_name("gt")),
-        Variant("input/ + target/", ("input", "target"), "input/*", gt_for=same_name("target")),
+                (f"{release}/low/*",), gt_for=same_name(f"{release}/high"), skips=(_other(split, "our485", "eval15"),)),
+        Variant("low/ + high/", ("low", "high"), ("low/*",), gt_for=same_name("high")),
+        Variant("AdaIR train: low/ + gt/", ("low", "gt"), ("low/*",), gt_for=same_name("gt")),
+        Variant("input/ + target/", ("input", "target"), ("input/*",), gt_for=same_name("target")),
     ]
 
 
 def cdd11_variants(split: str, subset: str) -> list[Variant]:
-    """CDD-11: ``<subset>/<name>.png`` -> ``clear/<name>.png``, under CDD-11_<split>/, <split>/ or the root."""
+    """CDD-11: ``<subset>/<name>.png`` -> ``clear/<name>.png``, under CDD-11_<split>/, <split>/ or the root.
+
+    The other ten subset folders (read by the recipe's other sources) and the other split's folder
+    are part of the release: not reported as ignored.
+    """
     out = []
-    for prefix in (f"CDD-11_{split}/", f"{split}/", ""):
+    for prefix, other_split in ((f"CDD-11_{split}/", f"CDD-11_{_other(split, 'train', 'test')}"),
+                                (f"{split}/", _other(split, "train", "test")), ("", None)):
+        skips = tuple(f"{prefix}{s}" for s in CDD11_SUBSETS if s != subset) + ((other_split,) if other_split else ())
         out.append(Variant(f"{prefix or './'}{subset}/ + {prefix}clear/", (f"{prefix}{subset}", f"{prefix}clear"),
-                           f"{prefix}{subset}/*", gt_for=same_name(f"{prefix}clear")))
+                           (f"{prefix}{subset}/*",), gt_for=same_name(f"{prefix}clear"), skips=skips))
     return out
 
 
 def csd_variants(split: str) -> list[Variant]:
-    """CSD (HDCW-Net release): CSD/{Train,Test}/{Snow,Gt,Mask}; same name in Snow and Gt."""
+    """CSD (HDCW-Net release): CSD/{Train,Test}/{Snow,Gt,Mask}; same name in Snow and Gt; masks unused."""
     part = "Train" if split == "train" else "Test"
     return [
-        Variant(f"HDCW-Net release: {part}/Snow + {part}/Gt", (f"{part}/Snow", f"{part}/Gt"), f"{part}/Snow/*",
-                gt_for=same_name(f"{part}/Gt")),
-        Variant("Snow/ + Gt/", ("Snow", "Gt"), "Snow/*", gt_for=same_name("Gt")),
+        Variant(f"HDCW-Net release: {part}/Snow + {part}/Gt", (f"{part}/Snow", f"{part}/Gt"), (f"{part}/Snow/*",),
+                gt_for=same_name(f"{part}/Gt"), skips=(f"{part}/Mask", _other(split, "Train", "Test"))),
+        Variant("Snow/ + Gt/", ("Snow", "Gt"), ("Snow/*",), gt_for=same_name("Gt"), skips=("Mask",)),
     ]
 
 
 def uieb_variants(split: str) -> list[Variant]:
     """UIEB: raw-890/ + reference-890/, same name (the split is applied by the source, see uieb_split)."""
-    return [Variant("UIEB release: raw-890/ + reference-890/", ("raw-890", "reference-890"), "raw-890/*",
+    return [Variant("UIEB release: raw-890/ + reference-890/", ("raw-890", "reference-890"), ("raw-890/*",),
                     gt_for=same_name("reference-890"))]
 
 
@@ -228,3 +169,14 @@ LAYOUTS: dict[str, Callable[[str], list[Variant]]] = {
     "csd": csd_variants,
     "uieb": uieb_variants,
 }
+
+
+def layout_variants(layout: str, split: str, subset: str | None = None) -> list[Variant]:
+    """The variants of ``layout`` for ``split`` (``subset``: the CDD-11 folder, cdd11 only)."""
+    if layout == "cdd11":
+        return cdd11_variants(split, subset or "<subset>")
+    return LAYOUTS[layout](split)
+
+
+__all__ = ["CDD11_SUBSETS", "LAYOUTS", "LayoutScan", "Variant", "cdd11_variants", "first_token", "layout_mismatch",
+           "layout_variants", "nearest_folders", "same_name", "scan_variants"]

@@ -8,7 +8,7 @@ from typing import Literal
 
 from pydantic import model_validator
 
-from anyir.data.sources.base import Rejection, Resolver, ScanResult, SourceBase, expand_pair
+from anyir.data.sources.base import Resolver, ScanResult, SourceBase, expand_pair
 from anyir.data.sources.refs import file_ref
 from anyir.data.sources.synthetic import list_images
 
@@ -49,16 +49,17 @@ class PairedFolderSource(SourceBase):
 
     def scan(self, resolve: Resolver) -> ScanResult:
         """Pair every degraded image with its clean partner; unpaired ones are rejections."""
-        result = ScanResult()
         lq_dir, gt_dir = resolve(self.lq_dir), resolve(self.gt_dir)
+        rule = f"regex {self.lq_regex!r} -> {self.gt_template!r}" if self.rule == "regex" else self.rule
+        result = self.new_result(f"paired folders ({rule})")
         lq_paths = list_images(lq_dir, self, result.rejections)
         gt_paths = list_images(gt_dir, self, result.rejections)
         gt_names = {p.stem: p.name for p in gt_paths}
         for lq in lq_paths:
             name = self.clean_name(lq.name, gt_names)
             if name is None:
-                result.rejections.append(Rejection(self.name, self.task, self.split, str(lq),
-                                                   f"degraded image has no clean partner in {gt_dir} (rule {self.rule})"))
+                result.rejections.append(self.reject(str(lq), f"degraded image has no clean partner in {gt_dir} "
+                                                              f"(rule {self.rule})"))
                 continue
             files = {"lq": lq.name, "gt": name}
             result.items += expand_pair(self, file_ref(gt_dir / name), file_ref(lq), lq.name, files)

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from anyir.data.images import ImageReadError, read_image, to_rgb8
+from anyir.data.images import ImageReadError, read_image, read_image_bytes, to_rgb8
 
 
 def file_ref(path: Path) -> str:
@@ -74,10 +74,8 @@ def load_hf_cell(kind: str, path: str, split: str, row: str, column: str) -> tup
     except Exception as exc:
         raise ImageReadError(f"hf:{path}[{split}][{row}].{column}: cannot read ({type(exc).__name__}: {exc})") from exc
     if isinstance(value, dict):  # undecoded Image feature: {"bytes": ..., "path": ...}
-        from anyir.data.images import decode_image
-
         if value.get("bytes"):
-            return decode_image(value["bytes"], f"hf:{path}[{row}].{column}"), []
+            return read_image_bytes(value["bytes"], f"hf:{path}[{row}].{column}")
         return read_image(value["path"])
     if isinstance(value, Image.Image):
         return to_rgb8(value)

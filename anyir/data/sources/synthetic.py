@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, model_validator
 
 from anyir.data.sources.base import Rejection, Resolver, ScanResult, SourceBase, expand_clean, rel
+from anyir.data.sources.paths import folder_not_found
 from anyir.data.sources.refs import file_ref
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
@@ -42,12 +43,13 @@ class SyntheticSource(SourceBase):
 
     def scan(self, resolve: Resolver) -> ScanResult:
         """List the clean images and expand them into work items (crops x sigmas)."""
-        result = ScanResult()
         if self.images.skimage is not None:
+            result = self.new_result(f"synthetic: skimage [{', '.join(sorted(self.images.skimage))}]")
             for name in sorted(self.images.skimage):
                 result.items += expand_clean(self, f"skimage:{name}", name, {"gt": f"skimage:{name}"})
             return result
         folder = resolve(self.images.folder)
+        result = self.new_result(f"synthetic: folder {self.images.folder} ({self.images.pattern})")
         for path in list_images(folder, self, result.rejections, self.images.pattern):
             relpath = rel(path, folder)
             result.items += expand_clean(self, file_ref(path), relpath, {"gt": relpath})
@@ -57,12 +59,12 @@ class SyntheticSource(SourceBase):
 def list_images(folder: Path, source: SourceBase, rejections: list[Rejection], pattern: str = "*") -> list[Path]:
     """Image files in ``folder`` matching ``pattern``, sorted; a missing or empty folder is a rejection."""
     if not folder.is_dir():
-        rejections.append(Rejection(source.name, source.task, source.split, str(folder), "folder not found"))
+        rejections.append(source.reject(str(folder), folder_not_found(folder)))
         return []
     paths = sorted(p for p in folder.glob(pattern) if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
     if not paths:
-        rejections.append(Rejection(source.name, source.task, source.split, str(folder),
-                                    f"no image files matching {pattern!r} (looked for {', '.join(IMAGE_SUFFIXES)})"))
+        rejections.append(source.reject(str(folder), f"no image files matching {pattern!r} "
+                                                     f"(looked for {', '.join(IMAGE_SUFFIXES)})"))
     return paths
 
 
