@@ -12,11 +12,12 @@ Reading of Algorithm 1 used here (paper text, Sec. 3.4):
 - Step 10: residual to the block input, then W_proj (1x1).
 
 ``forward`` is the reference; ``forward_bhwc`` computes the same function on BHWC features with
-fewer passes over memory: gamma, beta and alpha come from their own rows of ``W_expand`` (contiguous
-results, no split copies); the temperature scales alpha' through W_gate's alpha columns
-(W_gate [beta, alpha * s] = W_gate[:, beta] beta + (W_gate[:, alpha] * s) alpha, per sample) so
-neither the scaled alpha nor the concatenation is written; the channel statistics are the
-one-pass mean and mean of squares; gate and residual are one ``addcmul``.
+fewer passes over memory: gamma and alpha come from their own rows of ``W_expand`` (contiguous
+results, no split copies); beta's two 1x1 convs are one (W_gate[:, beta] W_expand[beta]); the
+temperature scales alpha' through W_gate's alpha columns (W_gate [beta, alpha * s] =
+W_gate[:, beta] beta + (W_gate[:, alpha] * s) alpha, per sample), so neither the scaled alpha nor
+the concatenation is written; the channel statistics are the one-pass mean and mean of squares;
+gate and residual are one ``addcmul``.
 """
 
 from __future__ import annotations
@@ -90,9 +91,12 @@ class GatedDA(nn.Module):
         f = self.norm.forward_bhwc(x)
         gate_w = matrix(self.gate)  # C x (beta + alpha) columns
         mixed = None
-        if n_beta:
-            beta = pointwise(f, *rows(self.expand, n_gamma, n_gamma + n_beta))
-            mixed = pointwise(beta, gate_w[:, :n_beta], self.gate.bias)
+        if n_beta:  # W_gate[:, beta] (W_beta f + b) = (W_gate[:, beta] W_beta) f + W_gate[:, beta] b: one product
+            beta_w, beta_b = rows(self.expand, n_gamma, n_gamma + n_beta)
+            bias = self.gate.bias
+            if beta_b is not None:
+                bias = gate_w[:, :n_beta] @ beta_b + (0 if bias is None else bias)
+            mixed = pointwise(f, gate_w[:, :n_beta] @ beta_w, bias)
         if self.depthwise is not None:
             mixed = self._add_alpha(f, mixed, gate_w[:, n_beta:])
         if n_gamma:
