@@ -56,7 +56,7 @@ def _fused_linear(x: torch.Tensor, weight: torch.Tensor) -> bool:
 def pointwise(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None, gelu: bool = False) -> torch.Tensor:
     """``x @ weight.T + bias`` over the last axis (a 1x1 conv), then GELU if ``gelu``."""
     if _fused_linear(x, weight):
-        # a strided weight (a column block) sends oneDNN to a reference kernel ~300x slower: copy it
+        # a strided weight (a column block) sends oneDNN to a reference kernel hundreds of times slower: copy it
         return _MKLDNN._linear_pointwise(x, weight.contiguous(), bias, "gelu" if gelu else "none", [],
                                          "none" if gelu else "")
     out = F.linear(x, weight, bias)
