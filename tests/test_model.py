@@ -36,7 +36,7 @@ def test_any_input_size_gives_same_shape(shape):
 
 def test_macs_scale_with_pixels():
     """Counted MACs are linear in H x W (convs and channel attention), FFTs are not."""
-    model = pico()
+    model = pico(frequency_path="faithful")
     macs_224, ffts_224 = count_macs(model, 224, 224)
     macs_56, ffts_56 = count_macs(model, 56, 56)
     assert sum(macs_224.values()) == 16 * sum(macs_56.values())
@@ -56,7 +56,7 @@ def test_paper_variant_sizes_within_targets(variant):
 
 
 def test_complexity_report_breakdown_adds_up():
-    report = complexity_report(create_model("nano"), size=64)
+    report = complexity_report(create_model("nano", frequency_path="faithful"), size=64)
     assert report["params"] == sum(p.numel() for p in create_model("nano").parameters())
     assert sum(row["params"] for row in report["breakdown"].values()) == report["params"]
     assert sum(row["macs"] for row in report["breakdown"].values()) == report["macs_64"]
@@ -88,10 +88,11 @@ def test_mac_counter_matches_hand_count_on_pico():
     convs += 8 * c * 4 * c * hw[2] + 4 * c * 2 * c * hw[1]  # 1x1 reductions
     expected = convs + sum(_dab_macs(*d)[0] for d in dabs)
     expected_fft = sum(_dab_macs(*d)[1] for d in dabs)
-    macs, ffts = count_macs(pico(), side, side)
+    macs, ffts = count_macs(pico(frequency_path="faithful"), side, side)
     assert sum(macs.values()) == expected
     assert sum(ffts.values()) == expected_fft
-    assert sum(count_macs(pico(frequency_path="fast"), side, side)[1].values()) == 0
+    fast_macs, fast_ffts = count_macs(pico(), side, side)  # default: fast frequency path, fast kernels
+    assert sum(fast_macs.values()) == expected and sum(fast_ffts.values()) == 0
 
 
 def test_variants_ladder_and_unknown_name():
@@ -188,7 +189,7 @@ def test_every_parameter_gets_gradient_per_ablation(ablation):
 
 
 def test_fast_frequency_path_equals_faithful():
-    faithful, fast = pico(), pico(frequency_path="fast")
+    faithful, fast = pico(frequency_path="faithful"), pico()
     fast.load_state_dict(faithful.state_dict())
     x = torch.rand(2, 3, 40, 24)
     with torch.no_grad():
@@ -212,7 +213,7 @@ def test_fusion_matches_algorithm_2():
     from anyir.model.fusion import frequency_fusion
 
     att, gate = torch.randn(2, 4, 9, 10), torch.randn(2, 4, 9, 10)
-    fusion = SpatialFrequencyFusion(lambda_mode="learnable", lambda_value=0.3)
+    fusion = SpatialFrequencyFusion(lambda_mode="learnable", lambda_value=0.3, path="faithful")
     spectrum = torch.fft.rfft2(att) + torch.fft.rfft2(gate)
     freq = torch.fft.irfft2(spectrum, s=(9, 10)).repeat(1, 2, 1, 1)
     expected = 0.3 * torch.cat([att + gate.sigmoid(), gate + att.sigmoid()], 1) + 0.7 * freq

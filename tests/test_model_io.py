@@ -52,6 +52,51 @@ def test_save_rejects_non_string_metadata_and_load_rejects_foreign_files(tmp_pat
         read_metadata(tmp_path / "missing.safetensors")
 
 
+def _old_default_file(path, seed: int = 0) -> dict:
+    """A file as the first release wrote it: faithful frequency path in the stored config."""
+    torch.manual_seed(seed)
+    model = create_model("pico", frequency_path="faithful")
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.02 * torch.randn_like(p))
+    config = {"variant": "pico", "dim": 8, "blocks": [1, 1, 1, 1], "heads": [1, 2, 4, 8], "refinement_blocks": 1,
+              "ffn_factor": 2.0, "gated_expansion": 2.0, "bias": False, "up_kernel": 3, "frequency_path": "faithful",
+              "ablation": {"split": "skip", "gated_da": True, "fusion": True, "lambda_mode": "learnable",
+                           "lambda_value": 0.5, "abg": [0.25, 0.25, 0.5]}}
+    tensors = {k: v.contiguous() for k, v in model.state_dict().items()}
+    save_file(tensors, str(path), metadata={"variant": "pico", "anyir_config": json.dumps(config), "anyir_format": "1"})
+    return tensors
+
+
+def test_files_saved_with_the_faithful_default_still_load_and_run_either_way(tmp_path):
+    path = tmp_path / "old.safetensors"
+    tensors = _old_default_file(path)
+    as_stored = load_model(path)
+    assert as_stored.config.frequency_path == "faithful"
+    assert all(torch.equal(as_stored.state_dict()[k], v) for k, v in tensors.items())
+    fast = load_model(path, frequency_path="fast")
+    assert fast.config.frequency_path == "fast" and fast.kernels == "fast"
+    x = torch.rand(2, 3, 24, 40)
+    with torch.no_grad():
+        reference = as_stored.set_kernels("reference")(x)
+        torch.testing.assert_close(fast(x), reference, atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(as_stored.set_kernels("fast")(x), reference, atol=1e-5, rtol=1e-5)
+
+
+def test_fast_default_file_round_trips_and_loads_faithful(tmp_path):
+    torch.manual_seed(1)
+    model = create_model("pico").eval()
+    path = tmp_path / "new.safetensors"
+    save_model(model, path)
+    assert json.loads(read_metadata(path)["anyir_config"])["frequency_path"] == "fast"
+    faithful = load_model(path, frequency_path="faithful")
+    x = torch.rand(1, 3, 16, 16)
+    with torch.no_grad():
+        torch.testing.assert_close(faithful(x), model(x), atol=1e-5, rtol=1e-5)
+    with pytest.raises(ValueError, match="frequency_path"):
+        load_model(path, frequency_path="fft")
+
+
 def test_compile_gives_same_output():
     """Dynamo capture (fullgraph) + AOTAutograd. Inductor's C++ codegen takes minutes on this CPU,
     so it runs only with ANYIR_TEST_INDUCTOR=1."""
@@ -76,7 +121,11 @@ def test_cli_info_json_and_list():
     assert result.exit_code == 0, result.output
     report = json.loads(result.output)
     assert report["params"] == sum(p.numel() for p in create_model("pico").parameters())
-    assert report["macs_224"] > 0 and report["fft_macs"] > 0
+    assert report["macs_224"] > 0 and report["fft_macs"] == 0  # default: the fast (FFT-free) frequency path
+    faithful = runner.invoke(_cli(), ["model", "info", "--variant", "pico", "--json", "--frequency-path", "faithful"])
+    assert faithful.exit_code == 0, faithful.output
+    assert json.loads(faithful.output)["fft_macs"] > 0
+    assert json.loads(faithful.output)["macs_224"] == report["macs_224"]
     assert set(report["breakdown"]) >= {"attention", "gated_da", "fusion", "ffn", "resampling"}
     listing = runner.invoke(_cli(), ["model", "list"])
     assert listing.exit_code == 0 and "NON-PAPER" in listing.output and "tiny" in listing.output

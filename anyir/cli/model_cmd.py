@@ -40,8 +40,9 @@ def info_cmd(
     ablation: str = typer.Option(
         None, "--ablation", help="Paper ablation row, e.g. table7:a, table8:1/2,0,1/2, table10:spatial-only."
     ),
-    fast_frequency: bool = typer.Option(
-        False, "--fast-frequency", help="Use the FFT-free (identical) frequency branch; FFT MACs become 0."
+    frequency_path: str = typer.Option(
+        "fast", "--frequency-path", help="fast (default: the identical FFT-free sum, FFT MACs 0) or faithful "
+        "(Algorithm 2's rfft2/irfft2 as written, FFT MACs counted)."
     ),
     size: int = typer.Option(224, "--size", min=8, help="Square input side for the MAC count (paper: 224)."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON (keys: params, macs_<size>, fft_macs, breakdown)."),
@@ -56,13 +57,9 @@ def info_cmd(
     from anyir.model.net import AnyIR
 
     try:
-        cfg = variant_config(variant, ablation_preset(ablation) if ablation else None)
+        cfg = variant_config(variant, ablation_preset(ablation) if ablation else None, frequency_path)
     except ValueError as err:
         _fail(f"{err}; see `anyir model list`")
-    if fast_frequency:
-        from dataclasses import replace
-
-        cfg = replace(cfg, frequency_path="fast")
     report = complexity_report(AnyIR(cfg), size=size)
     if as_json:
         typer.echo(json.dumps(report, indent=2))

@@ -1,9 +1,9 @@
 """anyir.model — the AnyIR network (Ren et al., "AnyIR"), written from the paper's text.
 
-Files, bottom-up: ``norm`` (channel LayerNorm), ``layers`` (conv helpers), ``attention`` (MDTA),
-``gated_da`` (Algorithm 1), ``fusion`` (Algorithm 2), ``ffn`` (GDFN), ``resample``, ``dab``
-(the block), ``net`` (U-net), ``registry`` (named variants), ``io`` (safetensors),
-``complexity`` (params/MACs). ``config`` holds ``AnyIRConfig`` and the ``Ablation`` switches.
+Files, bottom-up: ``norm`` (channel LayerNorm), ``layers`` (conv helpers), ``kernels`` (the fast
+path's BHWC ops), ``attention`` (MDTA), ``gated_da`` (Algorithm 1), ``fusion`` (Algorithm 2),
+``ffn`` (GDFN), ``resample``, ``dab`` (the block), ``net`` (U-net), ``registry`` (named
+variants), ``io`` (safetensors), ``complexity`` (params/MACs). ``config`` holds ``AnyIRConfig`` and the ``Ablation`` switches.
 
 Variants: ``tiny`` and ``small`` (paper, Table 11); ``nano`` (NON-PAPER demo: dim 12,
 [1,1,1,2], 1 refinement block, 0.49 M params, trains on a CPU in minutes) and ``pico``
@@ -40,10 +40,18 @@ depth-independent C^2 terms are the resampling convs (1646 C^2 here), which sugg
 paper's resamplers are lighter than Restormer's — no reading the text supports pins it down.
 
 Frequency branch: ``irfft2(rfft2(a) + rfft2(g)) == a + g`` (the FFT is linear), so Algorithm 2's
-frequency branch adds nothing a spatial sum would not. ``frequency_path="faithful"`` (default)
-runs the FFTs as written, so the network and its FFT MAC count are the paper's;
-``frequency_path="fast"`` computes the identical sum (tested equal to float rounding). Weights
-are the same for both, so a checkpoint can be run either way.
+frequency branch adds nothing a spatial sum would not. ``frequency_path="fast"`` (default) computes
+the identical sum; ``frequency_path="faithful"`` (``create_model(v, frequency_path="faithful")``)
+runs the FFTs as written, and only then are FFT MACs counted. Weights are the same for both, so a
+checkpoint runs either way (``io.load_model(..., frequency_path=...)``).
+
+Two implementations of the same function (``AnyIR(kernels=...)``, ``set_kernels``): ``reference``
+runs each module's plain ``forward`` on B x C x H x W tensors; ``fast`` (default, also in training)
+keeps features B x H x W x C and calls each module's ``forward_bhwc`` (1x1 convs as matrix products
+split by output rows, the attention normalisation and projection folded into the d x d matrix, the
+GatedDA temperature folded into W_gate, no concatenations, residuals inside the matrix products;
+``kernels`` holds the ops, with oneDNN's fused epilogues for float32 CPU inference). Tests hold the
+two equal, outputs and gradients, for every variant and ablation preset (tests/test_model_fast.py).
 
 Ablations (``Ablation``; presets ``TABLE7_ROWS``, ``TABLE8_ROWS``, ``TABLE10_ROWS``,
 ``config.ablation_preset("table7:a")``): split skip/half; GatedDA off = attention on both halves
@@ -51,23 +59,7 @@ Ablations (``Ablation``; presets ``TABLE7_ROWS``, ``TABLE8_ROWS``, ``TABLE10_ROW
 (1.0) / frequency (0.0) / fixed; (alpha, beta, gamma) fractions. Table 8 rows set fusion off
 ("without Alg. 2").
 
-Speed (``benchmarks/model_speed.py --threads 1``; medians of process CPU time, ms, which on this
-shared 2-core machine under load 4-12 approximate an idle core better than wall time; torch 2.14.1):
-    variant setting            224x224  256x256  train 4x128 (L1+Adam)
-    tiny    eager (faithful)      3957     4924    13979
-    tiny    channels_last         3406     4174    13393
-    tiny    cl + fast FFT path    2822     3271    10734
-    small   eager (faithful)      3875     5206    14123
-    small   cl + fast FFT path    2741     3620    12800
-    nano    eager / cl + fast  584 / 327  931 / 404  1577 / 1277
-Two threads on the loaded machine were slower than one (spin-waiting), so no 2-thread figure
-comparable to the from-paper sketch's 1.9 s exists yet; torch.compile was not timed on CPU
-(inductor's first compile of ``pico`` alone took minutes). Where tiny's CPU time goes (profiler,
-1 thread, 224): 1x1 convs 30%, element-wise ops (GELU, adds, muls) 23%, depthwise 3x3 convs 18%,
-copies/cat 7%, FFTs 5%, attention matmul/softmax 5%, layer norm 4% (fused ``F.layer_norm``),
-GatedDA statistics 4%, dense 3x3 convs 2%. Levers applied: fused layer norm on a channels-last
-view, ``torch.var_mean`` for the GatedDA statistics, one ``lerp`` per half for the lambda mix,
-channels_last, and the FFT-free identical frequency path.
+Speed, profiles and the PromptIR comparison: docs/model.md and ``benchmarks/model_speed.py``.
 """
 
 from anyir.model.config import TABLE7_ROWS, TABLE8_ROWS, TABLE10_ROWS, Ablation, AnyIRConfig

@@ -92,7 +92,9 @@ class AnyIRConfig:
     ffn_factor: GDFN expansion factor; gated_expansion: GatedDA hidden = gated_expansion * (C/2).
     bias: bias terms on convolutions (Restormer convention: none).
     up_kernel: kernel of the convolution before each PixelShuffle (Restormer: 3).
-    frequency_path: ``faithful`` runs Algorithm 2's rfft2/irfft2; ``fast`` uses the identical sum.
+    frequency_path: ``fast`` (default) computes Algorithm 2's frequency branch as the sum it equals
+        (irfft2(rfft2(a) + rfft2(g)) = a + g, the FFT being linear); ``faithful`` runs the
+        rfft2/irfft2 as written. Not a weight: a checkpoint runs either way.
     """
 
     variant: str = "custom"
@@ -104,7 +106,7 @@ class AnyIRConfig:
     gated_expansion: float = 2.0
     bias: bool = False
     up_kernel: int = 3
-    frequency_path: str = "faithful"
+    frequency_path: str = "fast"
     ablation: Ablation = field(default_factory=Ablation)
 
     def __post_init__(self) -> None:

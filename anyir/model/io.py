@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -54,11 +55,18 @@ def read_metadata(path: str | Path) -> dict[str, str]:
         return dict(f.metadata() or {})
 
 
-def load_model(path: str | Path, device: str | torch.device = "cpu") -> AnyIR:
-    """Rebuild the network from the stored config and load the weights (strict)."""
+def load_model(path: str | Path, device: str | torch.device = "cpu", frequency_path: str | None = None) -> AnyIR:
+    """Rebuild the network from the stored config and load the weights (strict).
+
+    ``frequency_path`` overrides the stored one (it is not a weight: files written when
+    ``faithful`` was the default run either way); None keeps what the file says.
+    """
     meta = read_metadata(path)
     if CONFIG_KEY not in meta:
         raise ValueError(f"{path} has no '{CONFIG_KEY}' metadata; it was not written by anyir.model.io")
-    model = AnyIR(AnyIRConfig.from_dict(json.loads(meta[CONFIG_KEY])))
+    config = AnyIRConfig.from_dict(json.loads(meta[CONFIG_KEY]))
+    if frequency_path is not None:
+        config = replace(config, frequency_path=frequency_path)
+    model = AnyIR(config)
     model.load_state_dict(load_file(str(path), device="cpu"), strict=True)
     return model.to(device).eval()

@@ -8,6 +8,12 @@ Layout (Restormer's, which the paper builds on), C = ``config.dim``:
     decoder 1: Upsample(2C) ++ skip1 -> 2C (no reduction) -> DABs at 2C
     refinement DABs at 2C, 3x3 conv 2C -> 3, + input (global residual)
 Inputs of any size are reflect-padded to a multiple of 8 and cropped back.
+
+Two implementations of the same function share the weights (``kernels``): ``reference`` runs the
+modules' plain ``forward`` on B x C x H x W tensors, as the paper's equations read; ``fast`` (the
+default) keeps features B x H x W x C between the convolutions and calls each module's
+``forward_bhwc`` (1x1 convs as matrix products, fewer passes over memory; see docs/model.md).
+Tests hold the two equal (outputs and gradients) for every variant and ablation.
 """
 
 from __future__ import annotations
@@ -18,10 +24,12 @@ from torch import nn
 
 from anyir.model.config import AnyIRConfig
 from anyir.model.dab import DAB
-from anyir.model.layers import conv1x1, conv3x3
+from anyir.model.kernels import pointwise, pointwise_add
+from anyir.model.layers import conv1x1, conv3x3, matrix, to_bchw, to_bhwc
 from anyir.model.resample import Downsample, Upsample
 
 MULTIPLE = 8  # three 2x down-samplings
+KERNELS = ("fast", "reference")
 
 
 def pad_to_multiple(x: torch.Tensor, multiple: int = MULTIPLE) -> torch.Tensor:
@@ -37,9 +45,10 @@ def pad_to_multiple(x: torch.Tensor, multiple: int = MULTIPLE) -> torch.Tensor:
 class AnyIR(nn.Module):
     """All-in-one restoration network. forward: B x 3 x H x W in [0, 1] -> same shape (not clamped)."""
 
-    def __init__(self, config: AnyIRConfig) -> None:
+    def __init__(self, config: AnyIRConfig, kernels: str = "fast") -> None:
         super().__init__()
         self.config = config
+        self.set_kernels(kernels)
         c = config.dim
         self.embed = conv3x3(3, c, config.bias)
         self.encoders = nn.ModuleList(self._stage(c * 2**i, config.blocks[i], config.heads[i]) for i in range(3))
@@ -63,7 +72,19 @@ class AnyIR(nn.Module):
             )
         )
 
+    def set_kernels(self, kernels: str) -> AnyIR:
+        """Choose the implementation: ``fast`` (default) or ``reference``; returns self."""
+        if kernels not in KERNELS:
+            raise ValueError(f"kernels={kernels!r} is invalid: use one of {KERNELS}")
+        self.kernels = kernels
+        return self
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """B x 3 x H x W -> B x 3 x H x W, by the implementation ``self.kernels`` names."""
+        return self.forward_reference(x) if self.kernels == "reference" else self.forward_fast(x)
+
+    def forward_reference(self, x: torch.Tensor) -> torch.Tensor:
+        """The plain implementation: every module's ``forward`` on B x C x H x W tensors."""
         h, w = x.shape[-2:]
         inp = pad_to_multiple(x)
         feat = self.embed(inp)
@@ -80,3 +101,36 @@ class AnyIR(nn.Module):
             feat = decoder(feat)
         out = self.output(self.refinement(feat)) + inp
         return out[..., :h, :w]
+
+    def forward_fast(self, x: torch.Tensor) -> torch.Tensor:
+        """The fast implementation: BHWC features, each module's ``forward_bhwc``; same function."""
+        h, w = x.shape[-2:]
+        inp = pad_to_multiple(x).contiguous(memory_format=torch.channels_last)
+        feat = to_bhwc(self.embed(inp))
+        skips = []
+        for encoder, down in zip(self.encoders, self.downs, strict=True):
+            feat = _stage_bhwc(encoder, feat)
+            skips.append(feat)
+            feat = down.forward_bhwc(feat)
+        feat = _stage_bhwc(self.latent, feat)
+        for i, (up, decoder) in enumerate(zip(self.ups, self.decoders, strict=True)):
+            upsampled, skip = up.forward_bhwc(feat), skips.pop()
+            if i < len(self.reduces):
+                feat = _reduce_bhwc(self.reduces[i], upsampled, skip)
+            else:
+                feat = torch.cat([upsampled, skip], dim=-1)
+            feat = _stage_bhwc(decoder, feat)
+        out = (self.output(to_bchw(_stage_bhwc(self.refinement, feat))) + inp)[..., :h, :w]
+        return out.contiguous() if x.is_contiguous() else out
+
+
+def _stage_bhwc(stage: nn.Sequential, x: torch.Tensor) -> torch.Tensor:
+    for block in stage:
+        x = block.forward_bhwc(x)
+    return x
+
+
+def _reduce_bhwc(reduce: nn.Conv2d, upsampled: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
+    """The 1x1 reduction of concat(upsampled, skip), as two column blocks (no concatenation)."""
+    weight, split = matrix(reduce), upsampled.shape[-1]
+    return pointwise_add(pointwise(upsampled, weight[:, :split], reduce.bias), skip, weight[:, split:])

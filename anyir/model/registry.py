@@ -8,7 +8,7 @@ every component at the smallest widths).
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from anyir.model.config import Ablation, AnyIRConfig
 from anyir.model.net import AnyIR
@@ -73,11 +73,20 @@ def variant_info(name: str) -> VariantInfo:
     return _VARIANTS[name]
 
 
-def variant_config(name: str, ablation: Ablation | None = None) -> AnyIRConfig:
-    """The config of a named variant, with optional ablation switches."""
-    return variant_info(name).build(ablation or Ablation())
+def variant_config(name: str, ablation: Ablation | None = None, frequency_path: str = "fast") -> AnyIRConfig:
+    """The config of a named variant, with optional ablation switches and frequency path.
+
+    ``frequency_path="faithful"`` runs Algorithm 2's FFTs as written; ``fast`` (default) computes
+    the identical sum (see ``fusion``). Same weights, same function.
+    """
+    return replace(variant_info(name).build(ablation or Ablation()), frequency_path=frequency_path)
 
 
-def create_model(variant: str, ablation: Ablation | None = None) -> AnyIR:
-    """Build a freshly initialised AnyIR of a named variant."""
-    return AnyIR(variant_config(variant, ablation))
+def create_model(
+    variant: str, ablation: Ablation | None = None, frequency_path: str = "fast", kernels: str = "fast"
+) -> AnyIR:
+    """Build a freshly initialised AnyIR of a named variant.
+
+    ``kernels="reference"`` selects the plain implementation (for checks; same function, slower).
+    """
+    return AnyIR(variant_config(variant, ablation, frequency_path), kernels=kernels)
