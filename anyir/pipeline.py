@@ -41,6 +41,7 @@ class TrainPreset:
     warmup_steps: int = 0
     min_lr: float = 0.0
     num_workers: int = 0
+    processes: int = 1  # data-parallel processes on a CPU-only machine (one process drives a GPU)
     extra: dict[str, Any] = field(default_factory=dict)
 
     def config(self, shards: Path, **overrides: Any):
@@ -53,10 +54,22 @@ class TrainPreset:
         values.update({k: v for k, v in overrides.items() if v is not None})
         return TrainConfig(**values)
 
+    def launch_processes(self) -> int:
+        """How many processes to train with here: ``processes`` on a CPU-only machine (at most one
+        per core), 1 when a GPU is present."""
+        import os
+
+        import torch
+
+        if torch.cuda.is_available():
+            return 1
+        return max(1, min(self.processes, os.cpu_count() or 1))
+
 
 # The demo: a non-paper `nano` model on CPU in a few minutes (docs/quickstart.md says why these values).
-DEMO = TrainPreset(variant="nano", steps=700, batch_size=8, crop=64, lr=1e-3)
+DEMO = TrainPreset(variant="nano", steps=800, batch_size=8, crop=64, lr=1e-3, processes=2)
 DEMO_RECIPE = "demo"
+PRESETS = {"demo": DEMO}  # named presets that track files may name (``preset: demo``)
 
 
 # ---------------------------------------------------------------------------- stages
@@ -86,22 +99,40 @@ def train_run(cfg) -> dict[str, Any]:
     return train(cfg)
 
 
+class TrainProcessesError(RuntimeError):
+    """A multi-process training launch exited non-zero (the ranks printed why above it)."""
+
+
+def cpu_threads_per_process(nproc: int) -> int:
+    """CPU threads for each of ``nproc`` processes on this machine (at least 1)."""
+    import os
+
+    return max(1, (os.cpu_count() or 1) // max(nproc, 1))
+
+
 def train_processes(cfg, nproc: int) -> None:
     """Train ``cfg`` in this process (``nproc <= 1``) or in ``nproc`` processes under ``torchrun
-    --standalone`` (the resolved config is written to ``RUN/launch_config.yaml`` for it)."""
+    --standalone`` (the resolved config goes to ``RunDir.launch_config`` for them). Each process
+    gets ``cfg.threads`` CPU threads, else an equal share of the cores: two 2-thread processes on
+    2 cores slow each other down many times over (OpenMP threads spin while they wait)."""
     import os
     import subprocess
     import sys
 
+    from anyir.train.run_dir import RunDir
+
     if nproc <= 1:
         train_run(cfg)
         return
-    cfg.run_dir.mkdir(parents=True, exist_ok=True)
-    cfg_file = cfg.run_dir / "launch_config.yaml"
-    cfg_file.write_text(cfg.to_yaml())
+    cfg_file = RunDir(cfg.run_dir).write_launch_config(cfg.to_yaml())
+    threads = cfg.threads or cpu_threads_per_process(nproc)
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
            "-m", "anyir", "train", "--config", str(cfg_file)]
-    subprocess.run(cmd, check=True, env={**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")})
+    done = subprocess.run(cmd, env={**os.environ, "OMP_NUM_THREADS": str(threads)})
+    if done.returncode != 0:
+        raise TrainProcessesError(f"{cfg.run_dir}: torchrun with {nproc} processes exited with code "
+                                  f"{done.returncode} (the ranks' errors are above); rerun with --resume to "
+                                  "continue from the latest checkpoint")
 
 
 @dataclass

@@ -129,11 +129,9 @@ def train_config(run: BenchRun, sets: BenchSets, balance: str, num_workers: int 
 
 def _preset_workers(preset: str | None) -> int | None:
     """Loader workers of the track's preset (the demo's: 0, the main process), else the trainer's default."""
-    if preset is None:
-        return None
-    from anyir.pipeline import DEMO
+    from anyir.pipeline import PRESETS
 
-    return {"demo": DEMO.num_workers}.get(preset)
+    return PRESETS[preset].num_workers if preset in PRESETS else None
 
 
 def evaluate_run(run: BenchRun, sets: BenchSets, db: Path, device: str, progress: bool) -> SeedOutcome:

@@ -223,12 +223,11 @@ def recipe_hash(name: str) -> str:
 
 def preset_values(name: str) -> dict[str, Any]:
     """A training preset of :mod:`anyir.pipeline` as track fields (model, train, budget)."""
-    from anyir.pipeline import DEMO
+    from anyir.pipeline import PRESETS
 
-    presets = {"demo": DEMO}
-    if name not in presets:
-        raise TrackError(f"preset {name!r}: unknown; known presets: {', '.join(presets)}")
-    cfg = presets[name].config(Path("."))  # a TrainConfig: the preset plus every trainer default
+    if name not in PRESETS:
+        raise TrackError(f"preset {name!r}: unknown; known presets: {', '.join(PRESETS)}")
+    cfg = PRESETS[name].config(Path("."))  # a TrainConfig: the preset plus every trainer default
     return {
         "model": {"variant": cfg.variant, "ablation": dict(cfg.ablation)},
         "budget": {"samples": cfg.steps * cfg.batch_size},

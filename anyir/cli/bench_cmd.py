@@ -53,7 +53,8 @@ def run(
     shards_root: Path = typer.Option(Path("shards"), "--shards-root", help="Where shard sets are built or reused "
                                      "(<root>/<recipe name>)."),
     leaderboard: Path | None = typer.Option(None, "--leaderboard", "--db", help=DB_HELP),
-    nproc: int = typer.Option(1, "--nproc", help="Processes per run (torchrun --standalone when > 1)."),
+    nproc: int | None = typer.Option(None, "--nproc", help="Processes per run (torchrun --standalone when > 1); "
+                                     "default: the track preset's on a CPU-only machine (demo: 2), else 1."),
     num_workers: int | None = typer.Option(None, "--num-workers", help="Loader workers per process (default: the "
                                            "track preset's, else the trainer's)."),
     threads: int | None = typer.Option(None, "--threads", help="torch CPU threads (default: the trainer's)."),
@@ -72,6 +73,7 @@ def run(
     from anyir.data.manifest import ManifestError
     from anyir.data.recipe import RecipeError
     from anyir.leaderboard.store import default_db_path
+    from anyir.pipeline import PRESETS, TrainProcessesError
     from anyir.train import TrainSetupError
     from anyir.train.run_dir import RunLockedError
 
@@ -88,11 +90,13 @@ def run(
                   f"{entry.label}{' (the baseline)' if entry.baseline else ''}; {count} seed(s) -> "
                   f"{out / (loaded.id + '-' + entry.track_hash[:8]) / entry.submission_id}", highlight=False, soft_wrap=True)
     device = "cuda" if torch.cuda.is_available() else "cpu"
+    if nproc is None:
+        nproc = PRESETS[loaded.preset].launch_processes() if loaded.preset in PRESETS else 1
     try:
         outcomes = run_submission(entry, count, out, shards_root, db, nproc=nproc, workers=workers,
                                   num_workers=num_workers, threads=threads, device=device, progress=progress,
                                   notify=lambda line: console.print(line, highlight=False, soft_wrap=True))
-    except (SubmissionError, RecipeError, ManifestError, TrainSetupError, RunLockedError) as err:
+    except (SubmissionError, RecipeError, ManifestError, TrainSetupError, TrainProcessesError, RunLockedError) as err:
         fail(str(err), code=1)
     skipped = sum(o.status == "skipped" for o in outcomes)
     console.print(f"done: {len(outcomes) - skipped} seed(s) logged, {skipped} already there; rank with "

@@ -5,12 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-console = Console()
-err = Console(stderr=True, soft_wrap=True)  # error lines stay whole (grep-able)
+from anyir.cli.common import console
+from anyir.cli.common import err_console as err
 
 shards_app = typer.Typer(help="Build, inspect and verify shard sets (WebDataset tars + manifest.json).",
                          no_args_is_help=True)

@@ -5,16 +5,14 @@ from __future__ import annotations
 import json
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from anyir.cli.common import console, fail
+
 model_app = typer.Typer(help="AnyIR network variants: list them, show their size.", no_args_is_help=True)
-console = Console()
 
 
 def _fail(message: str) -> None:
-    from anyir.cli.common import fail
-
     fail(message)  # one line on stderr, exit 2
 
 

@@ -16,11 +16,12 @@ from pathlib import Path
 
 import pandas as pd
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from anyir.cli.common import fail
+from anyir.cli.common import wide_console as console  # the gain table is wide
+
 # Wide enough for the gain table even when piped (make demo | tee log).
-console = Console() if Console().is_terminal else Console(width=150)
 
 # Published columns shown beside the demo tasks: (setting, task, dataset) of the seed paper's tables.
 # The demo data are synthetic degradations of scikit-image samples, NOT these benchmarks.
@@ -93,6 +94,8 @@ def quickstart(
     runs: Path = typer.Option(Path("runs"), help="Parent folder of the run directory."),
     leaderboard: Path = typer.Option(None, help="DuckDB file (default: $ANYIR_LEADERBOARD or leaderboard/leaderboard.duckdb)."),
     workers: int = typer.Option(1, help="Processes for the shard build."),
+    processes: int = typer.Option(None, help="Training processes (torchrun --standalone when > 1); default: the "
+                                  "demo preset's on a CPU-only machine (2, at most one per core), 1 with a GPU."),
 ) -> None:
     """Run the whole pipeline on the built-in demo data and print the per-task gain table.
 
@@ -102,7 +105,14 @@ def quickstart(
     from anyir.eval.checkpoint import load_checkpoint
     from anyir.eval.figures import restoration_grid
     from anyir.leaderboard.store import default_db_path
-    from anyir.pipeline import DEMO, DEMO_RECIPE, ensure_shards, evaluate_and_log, train_run
+    from anyir.pipeline import (
+        DEMO,
+        DEMO_RECIPE,
+        TrainProcessesError,
+        ensure_shards,
+        evaluate_and_log,
+        train_processes,
+    )
     from anyir.train.run_dir import RunDir
 
     start = time.perf_counter()
@@ -116,8 +126,13 @@ def quickstart(
     cfg = DEMO.config(shards, steps=steps, variant=variant, batch_size=batch_size, crop=crop, lr=lr,
                       balance=balance, seed=seed, out=run_dir, name=name)
     cfg = cfg.model_copy(update={"ckpt_every": max(cfg.steps // 2, 1)})
-    console.print(f"[green]2/4[/] training {cfg.variant} for {cfg.steps} steps -> {run_dir}")
-    train_run(cfg)
+    nproc = processes or DEMO.launch_processes()
+    console.print(f"[green]2/4[/] training {cfg.variant} for {cfg.steps} steps"
+                  f"{f' in {nproc} processes' if nproc > 1 else ''} -> {run_dir}")
+    try:
+        train_processes(cfg, nproc)
+    except TrainProcessesError as err:
+        fail(str(err), code=1)
     console.print("[green]3/4[/] evaluating every task on the held-out test images (model, then input)")
     model = evaluate_and_log(run_dir, shards, leaderboard=db)
     baseline = evaluate_and_log("input", shards, leaderboard=db, progress=False)

@@ -14,9 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import typer
-from rich.console import Console
 
-console = Console()
+from anyir.cli.common import console, fail
 
 
 def split_balances(text: str) -> list[str]:
@@ -117,7 +116,7 @@ def sweep(
     """
     from anyir.data.manifest import load_manifest
     from anyir.leaderboard.store import default_db_path
-    from anyir.pipeline import evaluate_and_log
+    from anyir.pipeline import TrainProcessesError, evaluate_and_log
 
     db = leaderboard or default_db_path()
     manifest = load_manifest(shards)
@@ -135,7 +134,10 @@ def sweep(
             continue
         if not finished(run.run_dir):
             console.print(f"{label}: training ({run.balance}, seed {run.seed})")
-            train_one(run, options, shards, nproc)
+            try:
+                train_one(run, options, shards, nproc)
+            except TrainProcessesError as err:
+                fail(f"{err}; or rerun this sweep command, which resumes it", code=1)
         console.print(f"{label}: evaluating and logging")
         # One leaderboard row per sweep cell: a retrained cell replaces its old row.
         evaluate_and_log(run.run_dir, shards, leaderboard=db, name=run.name, sweep_id=sid, progress=False,

@@ -39,6 +39,7 @@ KEYS = "keys"
 RESULTS = "results"
 LOCK = "run.lock"
 GRID = "restored_grid.png"
+LAUNCH_CONFIG = "launch_config.yaml"  # the config handed to torchrun's processes
 
 
 class RunLockedError(RuntimeError):
@@ -108,6 +109,10 @@ class RunDir:
     def grid(self) -> Path:
         return self.path / GRID
 
+    @property
+    def launch_config(self) -> Path:
+        return self.path / LAUNCH_CONFIG
+
     def keys_log(self, rank: int) -> Path:
         """Per-rank ``step<TAB>task<TAB>key`` debug log."""
         return self.path / KEYS / f"rank{rank}.tsv"
@@ -145,6 +150,11 @@ class RunDir:
         """Write ``config.yaml`` (call only after the options were validated against the run)."""
         self.path.mkdir(parents=True, exist_ok=True)
         write_atomic(self.config, yaml_text)
+
+    def write_launch_config(self, yaml_text: str) -> Path:
+        """Write the config that a multi-process launch passes to every rank (``--config``)."""
+        self.path.mkdir(parents=True, exist_ok=True)
+        return write_atomic(self.launch_config, yaml_text)
 
     def append_command(self, line: str) -> None:
         """Record a command that worked on this run."""
