@@ -133,4 +133,29 @@ def test_notebook_tolerates_a_missing_database(tmp_path, monkeypatch):
     notebook = _execute(NOTEBOOK.parent, monkeypatch, tmp_path / "absent.duckdb")
     text = _all_text(notebook)
     assert "does not exist yet" in text and NOTHING_TO_SHOW in text
+    tracks = _text(_cell(notebook, "track_ranking_figure("))
+    assert tracks.strip() == ("note: no benchmark track runs yet; run `anyir bench run demo --balance uniform` "
+                              "(docs/tracks.md)")
     assert sum(_images(c) for c in notebook.cells) == 0
+
+
+def test_notebook_ranks_a_track_with_error_bars_and_draws_adaptive_weights(tmp_path, monkeypatch):
+    from test_bench import COLUMNS, log_fake_run, write_track
+
+    from anyir.bench.submission import make_entry
+    from anyir.bench.track import load_track
+
+    track = load_track(write_track(tmp_path, eval={"recipe": "tiny.yaml", "columns": COLUMNS}))
+    db = tmp_path / "lb.duckdb"
+    start, moved = {"derain": 0.5, "dehaze": 0.5}, {"derain": 0.3, "dehaze": 0.7}
+    for balance, scores in {"uniform": [20.0, 20.2, 19.9], "natural": [21.0, 21.1, 20.9],
+                            "dro(floor=0.3)": [20.5, 20.0, 20.9]}.items():
+        entry = make_entry(track, balance)
+        adaptive = entry.submission.balance.startswith("dro")
+        for seed, score in enumerate(scores):
+            log_fake_run(db, entry, seed, score, trajectory=[(0, start), (5, moved)] if adaptive else [(0, start)])
+    notebook = _execute(NOTEBOOK.parent, monkeypatch, db)
+    cell = _cell(notebook, "track_ranking_figure(")
+    text = _text(cell)
+    assert _images(cell) == 2  # the ranking, the dro submission's weights
+    assert "beats baseline*" in text and "no significant difference" in text and "note:" not in text
