@@ -7,7 +7,7 @@ import pytest
 from anyir.data.balance import BalanceError, epoch_counts, natural_total, parse_balance, resolve_weights
 from anyir.data.recipe import load_recipe
 
-# Published training counts (protocols.md section 2): denoise = 5,144 clean images x 3 sigmas (one
+# Published training counts (docs/recipes.md, the `promptir` balance): denoise = 5,144 clean images x 3 sigmas (one
 # anyir sample per image and sigma), Rain100L 200, OTS 72,135, GoPro 2,103, LOL 485.
 AIO3 = {"denoise": 5144 * 3, "derain": 200, "dehaze": 72135}
 AIO5 = {**AIO3, "deblur": 2103, "lowlight": 485}

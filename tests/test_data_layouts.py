@@ -1,4 +1,4 @@
-"""Every published dataset layout (protocols.md section 1): tiny trees built to shards, pairs
+"""Every published dataset layout (docs/datasets.md): tiny trees built to shards, pairs
 checked by content (each clean image has a unique colour; its degraded partner is 40 levels darker),
 so a pairing by sorted order instead of by name rule would fail."""
 

@@ -101,11 +101,7 @@ def test_docs_exist():
     assert "docs/install.md" in DOCS and all((REPO / d).is_file() for d in DOCS)
 
 
-@pytest.mark.parametrize("doc", [
-    pytest.param(d, marks=pytest.mark.xfail(strict=True, reason="README rewrite pending (issue 14.5)"))
-    if d == "README.md" else d
-    for d in DOCS
-])
+@pytest.mark.parametrize("doc", DOCS)
 def test_doc_links_point_at_files_a_clone_has(doc):
     problems = broken_links(REPO / doc, REPO, checkout_files(REPO))
     assert not problems, "\n".join(problems)

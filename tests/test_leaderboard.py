@@ -63,7 +63,7 @@ def test_published_csv_holds_the_seed_tables_and_anchors():
     assert anyir_t[("aio3", "psnr")] == 32.80 and anyir_t[("aio5", "psnr")] == 30.71
     assert anyir_t[("cdd11", "psnr")] == 29.40 and anyir_t[("cdd11", "ssim")] == 0.886
     unverified = frame[frame.verified == "false"]
-    assert set(unverified.method) == {"PromptIR", "MoCE-IR"}  # protocols.md: secondary compilation only
+    assert set(unverified.method) == {"PromptIR", "MoCE-IR"}  # docs/leaderboard-published.md: secondary compilation only
     cdd_input = frame[(frame.method == "Input") & (frame.setting == "cdd11")]
     assert len(cdd_input) == 13 and set(cdd_input.verified) == {"true"}
     assert set(frame.setting) == {"aio3", "aio5", "cdd11"}

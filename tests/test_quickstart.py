@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from typer.testing import CliRunner
 
 from anyir.cli import app
 from anyir.leaderboard.store import reader
+from anyir.pipeline import DEMO
 
 
 @pytest.mark.slow
@@ -28,3 +31,7 @@ def test_quickstart_twice_reuses_shards_and_adds_a_run(tmp_path):
     assert names.count("input") == 1  # the baseline is replaced, not duplicated
     assert len([n for n in names if n.startswith("quickstart-")]) == 2 and paper > 0
     assert len(list((tmp_path / "runs").glob("quickstart-*/model.safetensors"))) == 2
+    # On a CPU-only machine the demo trains data-parallel, one process per core up to the preset's 2.
+    summary = json.loads(next((tmp_path / "runs").glob("quickstart-*/train_summary.json")).read_text())
+    assert summary["world_size"] == DEMO.launch_processes()
+    assert "in 2 processes" in first.output or DEMO.launch_processes() == 1

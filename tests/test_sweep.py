@@ -15,9 +15,9 @@ from typer.testing import CliRunner
 
 from anyir.cli import app
 from anyir.cli.sweep_cmd import split_balances
+from anyir.data.balance import parse_balance
 from anyir.leaderboard.store import reader, transaction
 from anyir.leaderboard.sweeps import aggregate_sweep, sweep_runs, sweep_table
-from anyir.data.balance import parse_balance
 from anyir.train.adaptive import AdaptiveBalance, AdaptiveSettings, identity_losses
 from anyir.train.balance_control import BalanceSignals
 

@@ -2,7 +2,7 @@
 
 Defaults follow the paper's protocol (AnyIR appendix A.2): global batch 32, 128 px crops, Adam with
 lr 2e-4 and betas (0.9, 0.999), cosine decay, L1 plus a Fourier-domain L1 term. The FFT weight 0.1 is
-the value MoCE-IR's author confirmed (eduardzamfir/MoCE-IR#5; see reference/protocols.md section 2).
+the value MoCE-IR's author confirmed (eduardzamfir/MoCE-IR#5; see docs/training.md).
 
 A YAML file states only overrides (``load_config``); unknown keys and wrong types fail loudly. YAML 1.1
 reads ``2e-4`` as a *string*, so float fields parse numeric strings while ints and bools stay strict.

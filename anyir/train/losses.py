@@ -1,6 +1,6 @@
 """L1 + Fourier-domain L1 loss (paper appendix A.2), computed per sample so it can be split by task.
 
-The FFT term follows MoCE-IR's reading (reference/protocols.md section 2): ``rfft2`` of prediction and
+The FFT term follows MoCE-IR's reading (docs/training.md): ``rfft2`` of prediction and
 target, real and imaginary parts stacked, L1 between them, times ``fft_weight`` (0.1 by default).
 """
 
