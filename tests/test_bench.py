@@ -232,6 +232,23 @@ def _wait_for(condition, timeout_s: float, proc: subprocess.Popen, log: Path, wh
     pytest.fail(f"timed out waiting for {what}:\n{log.read_text()[-3000:]}")
 
 
+def _wait_for_unlocked(run_dir: RunDir, timeout_s: float) -> None:
+    """Wait until no process holds the run folder's lock (fails when one still does after timeout_s)."""
+    from anyir.train.run_dir import RunLockedError
+
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            run_dir.lock()
+        except RunLockedError as err:
+            if time.monotonic() > deadline:
+                pytest.fail(f"a process of the killed run is still alive: {err}")
+            time.sleep(0.1)
+            continue
+        run_dir.unlock()
+        return
+
+
 @pytest.mark.slow
 def test_a_seed_killed_mid_training_resumes_from_its_checkpoint(tiny_shards, tmp_path):
     track_file = write_track(tmp_path, budget={"samples": 400})  # 100 steps, a checkpoint every 25
@@ -254,6 +271,8 @@ def test_a_seed_killed_mid_training_resumes_from_its_checkpoint(tiny_shards, tmp
             proc.kill()
         proc.wait(timeout=60)
     assert proc.returncode == -signal.SIGKILL
+    # Ranks under torchrun (the track's preset may train in 2 processes) end with their launcher.
+    _wait_for_unlocked(RunDir(run.run_dir), 60)
     assert not RunDir(run.run_dir).is_finished(), "training finished before the kill; raise the budget"
     assert logged_run_ids(db, entry) == set()  # killed before its evaluation: nothing logged
 

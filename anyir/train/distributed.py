@@ -6,7 +6,9 @@ NCCL when the run uses CUDA and gloo on CPU.
 
 from __future__ import annotations
 
+import ctypes
 import os
+import signal
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -40,6 +42,8 @@ def setup_distributed(device: str = "auto", timeout_s: float = 600.0) -> DistEnv
     if device == "cuda" and not torch.cuda.is_available():
         raise RuntimeError("device='cuda' was requested but torch sees no CUDA GPU; use --device cpu")
     launched = "WORLD_SIZE" in os.environ and "RANK" in os.environ
+    if launched:
+        _exit_with_launcher()
     rank = int(os.environ.get("RANK", 0)) if launched else 0
     world = int(os.environ.get("WORLD_SIZE", 1)) if launched else 1
     local_rank = int(os.environ.get("LOCAL_RANK", 0)) if launched else 0
@@ -57,6 +61,21 @@ def setup_distributed(device: str = "auto", timeout_s: float = 600.0) -> DistEnv
         else:
             dist.init_process_group(backend=backend, store=store, rank=rank, world_size=world, timeout=timeout)
     return DistEnv(rank=rank, world_size=world, local_rank=local_rank, device=dev)
+
+
+def _exit_with_launcher() -> None:
+    """Under torchrun's agent, end this rank when the agent dies, even by SIGKILL (Linux: SIGTERM on
+    the parent's death). An orphaned rank would train on alone and hold the run folder's lock, so
+    rerunning the killed command could not resume the run."""
+    if "TORCHELASTIC_RUN_ID" not in os.environ:
+        return
+    parent = os.getppid()
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG = 1
+    except (OSError, AttributeError):  # not Linux: the run-folder lock still stops a second writer
+        return
+    if os.getppid() != parent:  # the agent died before prctl took effect
+        os._exit(1)
 
 
 def _attempt_store(rank: int, world: int, timeout: timedelta) -> dist.Store | None:
