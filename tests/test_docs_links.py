@@ -21,7 +21,7 @@ DOCS = ["README.md", "shards/README.md", "leaderboard/README.md",
 # A clone has no shared folder beside it: the facts belong in docs/, in the repository's own words.
 # (The pattern is split so that this file does not match it itself.)
 SHARED_DIR = "../" + "shared"  # spelled in parts so that this file does not cite it
-SHARED = re.compile(re.escape(SHARED_DIR) + r"\b|\b" + r"shared/reference\b")
+SHARED = re.compile(re.escape(SHARED_DIR) + r"\b|\b" + r"shared/" + r"reference\b")
 
 FENCE = re.compile(r"^ {0,3}(```|~~~).*?^ {0,3}\1[^\n]*$", re.MULTILINE | re.DOTALL)
 CODE_SPAN = re.compile(r"`[^`\n]+`")

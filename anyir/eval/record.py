@@ -149,13 +149,9 @@ def clean_stale(results_dir: Path) -> list[Path]:
 
 
 def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    from anyir.train.run_dir import _alive as pid_alive  # one home for the check
+
+    return pid_alive(pid)
 
 
 def peek_record(path: str | Path) -> tuple[str, str]:
