@@ -217,12 +217,21 @@ def test_ranks_end_when_the_torchrun_launcher_is_killed(tiny_shards, tmp_path):
 
 
 def _running(pid: int) -> bool:
-    """True while ``pid`` exists and is not a zombie."""
+    """True while any thread of ``pid`` is alive. A killed multi-threaded process shows its main
+    thread as a zombie while its other threads still exit, and those still hold its files (and
+    so its flock): look at every thread, not the main one alone."""
     try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        threads = os.listdir(f"/proc/{pid}/task")
     except OSError:
         return False
-    return state != "Z"
+    for tid in threads:
+        try:
+            state = Path(f"/proc/{pid}/task/{tid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if state not in ("Z", "X"):
+            return True
+    return False
 
 
 # ------------------------------------------------------------------ leftovers of a killed process
