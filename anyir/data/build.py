@@ -48,6 +48,7 @@ from anyir.data.recipe import Recipe
 from anyir.data.shard_writer import ShardJob, ShardResult, write_shard
 from anyir.data.sources.base import Rejection, WorkItem, dedupe_rejections
 from anyir.degrade.seeding import seed_from_key
+from anyir.process import pid_alive
 
 
 class BuildError(RuntimeError):
@@ -286,14 +287,6 @@ def audit_build(results: list[ShardResult], folder: Path, strict: bool) -> Audit
 # ---------------------------------------------------------------------------- 4. swap in
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _owner_pid(path: Path) -> int | None:
@@ -310,7 +303,7 @@ def clean_stale(out_dir: Path) -> list[Path]:
         candidates += [*out_dir.glob(f".{MANIFEST_NAME}.tmp-*"), *out_dir.glob("*/.*.tar.tmp-*")]
     for path in candidates:
         pid = _owner_pid(path)
-        if pid is not None and pid != os.getpid() and _pid_alive(pid):
+        if pid is not None and pid != os.getpid() and pid_alive(pid):
             continue  # another build is running right now
         shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
         removed.append(path)

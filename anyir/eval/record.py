@@ -35,6 +35,7 @@ from typing import Any
 import pandas as pd
 
 from anyir.eval.report import EvalReport
+from anyir.process import pid_alive
 
 RECORD_FORMAT = 1
 RECORD_FILE = "record.json"
@@ -141,17 +142,13 @@ def clean_stale(results_dir: Path) -> list[Path]:
     removed = []
     for path in [*results_dir.glob(".tmp-*"), *results_dir.glob(".old-*")]:
         pid = path.name.rsplit("-", 1)[-1]
-        if not pid.isdigit() or int(pid) == os.getpid() or _alive(int(pid)):
+        if not pid.isdigit() or int(pid) == os.getpid() or pid_alive(int(pid)):
             continue
         shutil.rmtree(path, ignore_errors=True)
         removed.append(path)
     return removed
 
 
-def _alive(pid: int) -> bool:
-    from anyir.train.run_dir import _alive as pid_alive  # one home for the check
-
-    return pid_alive(pid)
 
 
 def peek_record(path: str | Path) -> tuple[str, str]:

@@ -29,6 +29,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from anyir.process import pid_alive
+
 CONFIG = "config.yaml"
 COMMAND = "command.txt"
 METRICS = "metrics.jsonl"
@@ -191,7 +193,7 @@ class RunDir:
                         f"{RESULTS}/.tmp-*", f"{RESULTS}/.old-*"):
             for path in self.path.glob(pattern):
                 pid = path.name.rsplit("-", 1)[-1]
-                if pid.isdigit() and int(pid) != os.getpid() and _alive(int(pid)):
+                if pid.isdigit() and int(pid) != os.getpid() and pid_alive(int(pid)):
                     continue
                 shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
                 removed.append(path)
@@ -243,11 +245,3 @@ def _truncate(path: Path, step: int, step_of: Callable[[str], int]) -> None:
     write_atomic(path, "".join(line + "\n" for line in kept))
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
