@@ -19,8 +19,7 @@ REPO = Path(__file__).resolve().parents[1]
 DOCS = ["README.md", "shards/README.md", "leaderboard/README.md",
         *sorted(str(p.relative_to(REPO)) for p in (REPO / "docs").glob("**/*.md"))]
 # A clone has no shared folder beside it: the facts belong in docs/, in the repository's own words.
-# (The pattern is split so that this file does not match it itself.)
-SHARED_DIR = "../" + "shared"  # spelled in parts so that this file does not cite it
+SHARED_DIR = "../" + "shared"  # spelled in parts (here and below) so that this file does not cite it
 SHARED = re.compile(re.escape(SHARED_DIR) + r"\b|\b" + r"shared/" + r"reference\b")
 
 FENCE = re.compile(r"^ {0,3}(```|~~~).*?^ {0,3}\1[^\n]*$", re.MULTILINE | re.DOTALL)
