@@ -3,7 +3,6 @@ resumption, weight changes, safe decoding, corrupt shards, remote-style URLs."""
 
 from __future__ import annotations
 
-import heapq
 import io
 import pickle
 import shutil
@@ -11,14 +10,16 @@ import tarfile
 from collections import Counter
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from conftest import reseal_manifest
 
 from anyir.data.balance import epoch_counts
 from anyir.data.loader import make_loader
+from anyir.data.low_discrepancy import prefix_errors
 from anyir.data.samples import iter_samples
-from anyir.data.stream import MixtureStream, ShardSkippedWarning
+from anyir.data.stream import MixtureStream, ShardSkippedWarning, join_slices
 
 
 def stream(shards, weights="natural", **kw) -> MixtureStream:
@@ -32,10 +33,10 @@ def rank_batches(shards, weights, world_size: int, num_workers: int, **kw) -> di
     out = {}
     for rank in range(world_size):
         s = stream(shards, weights, rank=rank, world_size=world_size, num_workers=num_workers, **kw)
-        shares = [s.iter_worker(w, 0) for w in range(max(1, num_workers))]
-        steps_batches = list(heapq.merge(*shares, key=lambda sb: sb[0]))
-        assert [st for st, _ in steps_batches] == list(range(s.steps_per_epoch))
-        out[rank] = [b for _, b in steps_batches]
+        slices = [list(s.iter_worker(w, 0)) for w in range(s.loader_workers)]
+        for part in slices:
+            assert [st for st, _ in part] == list(range(s.steps_per_epoch))  # every worker, every step
+        out[rank] = [join_slices([p for _, p in parts]) for parts in zip(*slices, strict=True)]
     return out
 
 
@@ -174,6 +175,50 @@ def test_dataloader_workers_match_in_process_and_resume(tiny_shards):
     got += list(resumed)
     assert_same(reference, got)
     assert len(loader) == resumed.steps_per_epoch == 10
+
+
+def test_each_dataloader_worker_keeps_its_own_mixture_within_one_sample(tiny_shards):
+    # issue 13: per worker too. Three real worker processes make slices of 2, 1 and 1 of every
+    # batch of 4; after every step each worker's own count of each task is within 1 of its share
+    balance = {"denoise": 5, "derain": 1, "dehaze": 1, "deblur": 2, "lowlight": 1}
+    kw = dict(batch_size=4, crop=32, seed=3, samples_per_epoch=120)
+    loader = make_loader(tiny_shards, balance, num_workers=3, **kw)
+    batches = list(loader)
+    assert len(batches) == 30 and loader.stream.loader_workers == 3
+    assert_same(list(stream(tiny_shards, balance, num_workers=3, **{k: v for k, v in kw.items() if k != "crop"})),
+                batches)
+    tasks = sorted(balance)
+    w = np.array([balance[t] for t in tasks], dtype=float)
+    counts = np.array([[[[part.count(t) for t in tasks]] for part in (b["task"][:2], b["task"][2:3], b["task"][3:])]
+                       for b in batches]).transpose(0, 2, 1, 3)  # [steps, ranks=1, workers=3, tasks]
+    total, rank, worker = prefix_errors(counts, w / w.sum())
+    assert total < 1 and rank < 1 and worker < 1
+
+
+def test_a_state_saved_before_worker_slices_fails_loudly_with_workers(tiny_shards):
+    kw = dict(batch_size=2, samples_per_epoch=20)
+    s = stream(tiny_shards, "uniform", num_workers=2, **kw)
+    next(iter(s))
+    state = s.state_dict()
+    del state["config"]["layout"]  # what anyir saved before workers made slices of every batch
+    with pytest.raises(ValueError, match="older anyir in which each of the 2 loader workers made whole batches"):
+        stream(tiny_shards, "uniform", num_workers=2, **kw).load_state_dict(state)
+    one = stream(tiny_shards, "uniform", num_workers=0, **kw)  # one worker: the plan is unchanged, so it resumes
+    first = list(one)
+    s0 = stream(tiny_shards, "uniform", num_workers=0, **kw)
+    it = iter(s0)
+    next(it)
+    old = s0.state_dict()
+    del old["config"]["layout"]
+    again = stream(tiny_shards, "uniform", num_workers=0, **kw)
+    again.load_state_dict(old)
+    assert_same(first[1:], list(again))
+
+
+def test_more_workers_than_samples_per_batch_run_as_many_as_there_are_samples(tiny_shards):
+    loader = make_loader(tiny_shards, "uniform", num_workers=4, batch_size=2, crop=32, samples_per_epoch=20)
+    assert loader.stream.loader_workers == 2
+    assert len(list(loader)) == 10
 
 
 def test_set_weights_takes_effect_next_step_and_samples_seen_counts(tiny_shards):

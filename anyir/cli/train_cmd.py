@@ -64,7 +64,7 @@ def train_command(
     ckpt_every: int | None = typer.Option(None, "--ckpt-every", help="Checkpoint every N steps (always at the end too). Default 1000."),
     keep_checkpoints: int | None = typer.Option(None, "--keep-checkpoints", help="Keep this many recent checkpoints. Default 2."),
     log_every: int | None = typer.Option(None, "--log-every", help="Steps between metrics.jsonl lines. Default 10."),
-    num_workers: int | None = typer.Option(None, "--num-workers", help="DataLoader worker processes per rank. Default 2."),
+    num_workers: int | None = typer.Option(None, "--num-workers", help="DataLoader worker processes per rank; each makes a slice of every batch (at most the per-rank batch size run). Default 2."),
     channels_last: bool | None = typer.Option(None, "--channels-last", help="Use the channels_last memory format."),
     compile_model: bool | None = typer.Option(None, "--compile", help="torch.compile the model."),
     progress: bool | None = typer.Option(None, "--progress/--no-progress", help="Show the progress bar (rank 0)."),

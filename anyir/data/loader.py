@@ -18,12 +18,16 @@ from torch.utils.data import DataLoader
 
 from anyir.data.reader import RetryPolicy
 from anyir.data.shardset import ShardSet
-from anyir.data.stream import MixtureStream, dist_env
+from anyir.data.stream import MixtureStream, dist_env, join_slices, unpack_chunk
 
 
 class MixtureLoader:
     """A DataLoader over a :class:`MixtureStream`; ``iter(loader)`` yields the rest of the current epoch.
 
+    Each of the rank's ``stream.loader_workers`` workers makes a fixed slice of every batch
+    (so every worker's own mixture stays within one sample of its share) and sends its slices of
+    ``loader_workers`` steps as one item; the loader joins them into batches. ``prefetch_factor``
+    items per worker are made ahead. Batches are pinned in the main process when ``pin_memory``.
     The next ``iter`` starts the next epoch. Workers are (re)started by one loop: at each epoch,
     and when ``set_weights`` is called during iteration (prefetched batches planned with the old
     weights are dropped, so the change is exact from the next step).
@@ -41,13 +45,15 @@ class MixtureLoader:
         if stream.num_workers == 0:
             yield from stream
             return
-        epoch = stream.epoch
+        epoch, workers = stream.epoch, stream.loader_workers
         while stream.epoch == epoch:
             generation = stream._generation
             stream.plan()  # once, here: forked workers inherit it instead of each planning the epoch
-            loader = DataLoader(stream, batch_size=None, num_workers=stream.num_workers,
-                                pin_memory=self.pin_memory, prefetch_factor=self.prefetch_factor)
-            for batch in loader:
+            loader = DataLoader(stream, batch_size=None, num_workers=workers, pin_memory=False,
+                                prefetch_factor=self.prefetch_factor)
+            for batch in _joined(loader, workers):
+                if self.pin_memory:
+                    batch["lq"], batch["gt"] = batch["lq"].pin_memory(), batch["gt"].pin_memory()
                 stream.advance(batch)
                 yield batch
                 if stream._generation != generation or stream.epoch != epoch:
@@ -79,6 +85,16 @@ class MixtureLoader:
     def load_state_dict(self, state: Mapping) -> None:
         """See :meth:`MixtureStream.load_state_dict`."""
         self.stream.load_state_dict(state)
+
+
+def _joined(loader: DataLoader, workers: int) -> Iterator[dict]:
+    """Whole batches from the workers' items: each item holds one worker's slices of the same few
+    steps, and the items arrive in worker order (DataLoader's round robin)."""
+    items = iter(loader)
+    for first in items:
+        chunks = [unpack_chunk(first)] + [unpack_chunk(next(items)) for _ in range(workers - 1)]
+        for parts in zip(*chunks, strict=True):
+            yield join_slices(parts)
 
 
 def make_loader(shards: ShardSet | str | Path | Sequence[ShardSet | str | Path],

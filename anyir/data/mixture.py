@@ -3,13 +3,14 @@
 An epoch is ``steps`` global batches of ``world_size x batch_size`` slots. :func:`plan_segment`
 fills the slots with task ids so that each task gets exactly ``epoch_counts(weights, slots)``
 of them, and so that the mixture is right at every step, not only at the end: after any number
-of steps each task's count is its share rounded down or up, in total and on every rank, and a
-loader worker's count stays within 2 of its share (within 1 almost always); see
-:mod:`anyir.data.low_discrepancy`. The order inside a batch is a seeded shuffle. Every rank
-computes the same plan from the seed alone, so nothing is communicated.
+of steps each task's count is its share rounded down or up, in total, on every rank and in every
+loader worker's part; see :mod:`anyir.data.low_discrepancy`. The order inside a worker's part of
+a batch is a seeded shuffle. Every rank computes the same plan from the seed alone, so nothing is
+communicated.
 
-Who reads what: the slots of one rank are dealt to its ``num_workers`` loader workers by step
-(worker ``v`` makes the batches of steps ``s % num_workers == v``). Each such *consumer* (rank,
+Who reads what: each rank's batch is made by its ``num_workers`` loader workers together, worker
+``v`` making a fixed *slice* of every batch (``worker_sizes``: the batch split as evenly as it
+goes; a rank never runs more workers than its batch has samples). Each such *consumer* (rank,
 worker) needs some number of samples of each task per epoch; the consumers take contiguous,
 disjoint ranges of that task's epoch sequence (:class:`TaskOrder`), so a consumer reads a run
 of consecutive samples from one or two shards: sequential reads, which also work for remote
@@ -33,7 +34,7 @@ from functools import lru_cache
 import numpy as np
 
 from anyir.data.balance import epoch_counts
-from anyir.data.low_discrepancy import plan_counts
+from anyir.data.low_discrepancy import plan_counts, worker_sizes
 from anyir.degrade.seeding import rng_from_key
 
 
@@ -43,7 +44,8 @@ class Segment:
 
     ``planned[i, r, b]`` is the task index (into the plan's sorted task list) of sample ``b`` of
     rank ``r`` in global step ``start + i``, planned to the end of the epoch; ``slots`` is the part
-    actually used before the next weight change.
+    actually used before the next weight change. Loader worker ``v`` makes the samples
+    ``slice_of(v, num_workers)`` of every batch.
     """
 
     start: int
@@ -57,18 +59,27 @@ class Segment:
         return self.planned[: self.end - self.start]
 
     def consumer_slots(self, rank: int, worker: int, num_workers: int, planned: bool = False) -> np.ndarray:
-        """Slots of one consumer, shape [its steps, batch], in step order."""
-        first = (worker - self.start) % num_workers
-        return (self.planned if planned else self.slots)[first::num_workers, rank]
+        """Slots of one consumer, shape [steps, its slice of the batch], in step order."""
+        return (self.planned if planned else self.slots)[:, rank, self.slice_of(worker, num_workers)]
+
+    def slice_of(self, worker: int, num_workers: int) -> slice:
+        """The positions of a batch that loader worker ``worker`` of ``num_workers`` makes."""
+        sizes = worker_sizes(self.planned.shape[2], num_workers)
+        first = int(sizes[:worker].sum())
+        return slice(first, first + int(sizes[worker]))
 
 
 def plan_segment(tasks: list[str], weights: dict[str, float], start: int, end: int,
                  world_size: int, batch_size: int, seed: int, epoch: int, num_workers: int = 1) -> Segment:
     """Task ids for the slots of steps ``[start, end)``: exact counts, right at every step.
 
-    ``num_workers`` (loader workers per rank, 0 or 1 for none) lets the plan keep each worker's
-    own mixture close to its share too; it does not change the totals or the per-rank bounds.
+    ``num_workers`` (loader workers per rank, 0 or 1 for none) splits every batch into that many
+    slices, one per worker, and keeps each worker's own mixture within one sample of its share
+    too; it does not change the totals. At most ``batch_size`` workers.
     """
+    if not 1 <= max(1, num_workers) <= batch_size:
+        raise ValueError(f"num_workers={num_workers}: each loader worker makes a slice of every batch, "
+                         f"so a batch of {batch_size} takes at most {batch_size} workers")
     frozen = tuple(sorted((t, float(w)) for t, w in weights.items()))
     planned = _planned(tuple(tasks), frozen, start, end, world_size, batch_size, seed, epoch, max(1, num_workers))
     return Segment(start, end, frozen, planned)
@@ -85,11 +96,12 @@ def _planned(tasks: tuple[str, ...], weights: tuple[tuple[str, float], ...], sta
     w = np.array([raw[t] for t in tasks], dtype=np.float64)
     rng = rng_from_key("stream-schedule", seed, epoch, start)
     counts = plan_counts(w / w.sum(), np.array([final[t] for t in tasks]), steps, world_size, batch_size,
-                         num_workers=num_workers, first_step=start,
-                         tiebreak=rng.random((steps, world_size, n_tasks)))
-    ids = np.repeat(np.tile(np.arange(n_tasks, dtype=np.int16), steps * world_size), counts.ravel())
-    ids = ids.reshape(steps, world_size, batch_size)
-    shuffle = np.argsort(rng.random(ids.shape), axis=2, kind="stable")  # seeded order inside each batch
+                         num_workers=num_workers, tiebreak=rng.random((steps, world_size, num_workers, n_tasks)))
+    ids = np.repeat(np.tile(np.arange(n_tasks, dtype=np.int16), steps * world_size * num_workers), counts.ravel())
+    ids = ids.reshape(steps, world_size, batch_size)  # worker slices one after the other
+    worker_of = np.repeat(np.arange(num_workers), worker_sizes(batch_size, num_workers))
+    # a seeded order inside each worker's slice (the slices stay where they are)
+    shuffle = np.argsort(worker_of + rng.random(ids.shape), axis=2, kind="stable")
     planned = np.take_along_axis(ids, shuffle, axis=2)
     planned.flags.writeable = False
     return planned

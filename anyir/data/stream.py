@@ -39,6 +39,10 @@ Guarantees (see :mod:`anyir.data.mixture` for the plan):
 Remote shards: see :mod:`anyir.data.shardset` (``url_prefix``); remote fetches retry with
 bounded backoff (:class:`anyir.data.reader.RetryPolicy`).
 
+Loader workers: worker ``v`` of a rank makes a fixed slice of every batch (the batch split as
+evenly as it goes; at most ``batch_size`` workers, ``loader_workers``) and the loader joins the
+slices, so every worker's own mixture is also within one sample of its share after every step.
+
 Trade-off chosen for sequential reads: each consumer (rank x loader worker) reads a contiguous
 run of a task's samples (shards in a seeded order, samples in stored order, from a seeded
 offset), then mixes them in a per-consumer shuffle buffer of ``shuffle_buffer`` raw samples per
@@ -50,7 +54,7 @@ cheap on local disk, but with remote shards prefer infrequent weight changes.
 
 from __future__ import annotations
 
-import heapq
+import itertools
 import os
 import warnings
 from collections import Counter, deque
@@ -58,6 +62,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
+import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
 from anyir.data.augment import PairedAugment, to_batch
@@ -69,6 +74,8 @@ from anyir.data.reader import RawSample, RetryPolicy, Shard, ShardCorrupt, Shard
 from anyir.data.samples import decode_pair
 from anyir.data.shardset import ShardRef, ShardSet, TaskShards, as_shard_set, merge_tasks
 from anyir.degrade.seeding import rng_from_key
+
+_LAYOUT = "worker-slices"  # how batches are split over loader workers; in the saved state, so old states fail loudly
 
 
 class ShardSkippedWarning(UserWarning):
@@ -127,6 +134,46 @@ class TaskQueue:
                            "check them with `anyir shards verify` and rebuild")
 
 
+def join_slices(parts: Sequence[dict]) -> dict:
+    """One batch from its loader workers' slices of one step, in worker order."""
+    if len(parts) == 1:
+        return parts[0]
+    steps = {part["_step"] for part in parts}
+    assert len(steps) == 1, f"slices of different steps joined: {sorted(steps)}"
+    # numpy, not torch.cat: torch's thread pool makes tiny ops slow on busy cores (see to_batch)
+    batch: dict = {"lq": torch.from_numpy(np.concatenate([p["lq"].numpy() for p in parts])),
+                   "gt": torch.from_numpy(np.concatenate([p["gt"].numpy() for p in parts])),
+                   "task": [t for p in parts for t in p["task"]], "key": [k for p in parts for k in p["key"]],
+                   "_step": parts[0]["_step"], "_replaced": sum(p["_replaced"] for p in parts),
+                   "_skipped": {}, "_verified": {}}
+    for part in parts:
+        batch["_skipped"].update(part["_skipped"])
+        batch["_verified"].update(part["_verified"])
+    return batch
+
+
+def pack_chunk(parts: Sequence[dict]) -> dict:
+    """A loader worker's slices of consecutive steps as one DataLoader item.
+
+    Every item crosses the process boundary with a fixed cost per tensor; a worker sends its
+    slices of ``loader_workers`` steps at once, so a rank moves one item per step, as many as
+    with a whole batch per worker. :func:`unpack_chunk` undoes it.
+    """
+    return {"lq": torch.from_numpy(np.concatenate([p["lq"].numpy() for p in parts])),
+            "gt": torch.from_numpy(np.concatenate([p["gt"].numpy() for p in parts])),
+            "rest": [{k: v for k, v in p.items() if k not in ("lq", "gt")} for p in parts]}
+
+
+def unpack_chunk(chunk: dict) -> list[dict]:
+    """The per-step slices of a :func:`pack_chunk` item."""
+    parts, first = [], 0
+    for rest in chunk["rest"]:
+        last = first + len(rest["task"])
+        parts.append({"lq": chunk["lq"][first:last], "gt": chunk["gt"][first:last], **rest})
+        first = last
+    return parts
+
+
 def dist_env() -> tuple[int, int]:
     """(rank, world_size) from torchrun's environment, (0, 1) outside torchrun."""
     return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
@@ -177,7 +224,8 @@ class MixtureStream(IterableDataset):
         samples_per_epoch: samples per epoch over all ranks; default: available samples x the
             manifest's repeat factors. Rounded down to a multiple of ``batch_size x world_size``.
         rank, world_size: this process in the distributed job (see :func:`dist_env`).
-        num_workers: DataLoader workers that will iterate this stream (0: the main process).
+        num_workers: DataLoader workers that will iterate this stream (0: the main process); each
+            makes a slice of every batch, so at most ``batch_size`` of them are used.
         shuffle_buffer: raw samples per task held by each worker for mixing.
         url_prefix: where the tar files live when not next to the manifest (one per shard set, or one).
         split: the split to stream.
@@ -210,6 +258,7 @@ class MixtureStream(IterableDataset):
                 self.repeats.setdefault(task, factor)
         self.batch_size, self.crop, self.seed = batch_size, crop, seed
         self.rank, self.world_size, self.num_workers = rank, world_size, num_workers
+        self.loader_workers = min(max(1, num_workers), batch_size)  # slices per batch (1: main process)
         self.shuffle_buffer, self.strict_shards = shuffle_buffer, strict_shards
         global_batch = batch_size * world_size
         wanted = samples_per_epoch if samples_per_epoch is not None else round(
@@ -294,7 +343,14 @@ class MixtureStream(IterableDataset):
     def load_state_dict(self, state: Mapping) -> None:
         """Resume at the saved position. The settings must match the saved ones (else ValueError)."""
         saved = dict(state["config"])
+        if "layout" not in saved and self.loader_workers == 1:
+            saved["layout"] = _LAYOUT  # saved before slices: with one worker per rank the plan is the same
         mismatched = {k: (saved.get(k), v) for k, v in self._config().items() if saved.get(k) != v}
+        if "layout" in mismatched:
+            raise ValueError(f"load_state_dict: the stream was saved by an older anyir in which each of the "
+                             f"{saved.get('num_workers')} loader workers made whole batches; its mid-epoch "
+                             "position cannot be replayed now that workers make slices of every batch. "
+                             "Resume from a checkpoint at an epoch boundary, or start the run again")
         if mismatched:
             raise ValueError(f"load_state_dict: the stream was saved with other settings "
                              f"(field: (saved, now)) {mismatched}; resume with the saved settings")
@@ -308,7 +364,8 @@ class MixtureStream(IterableDataset):
         self._generation += 1
 
     def _config(self) -> dict:
-        return {"seed": self.seed, "batch_size": self.batch_size, "world_size": self.world_size, "rank": self.rank,
+        return {"layout": _LAYOUT, "seed": self.seed, "batch_size": self.batch_size, "world_size": self.world_size,
+                "rank": self.rank,
                 "num_workers": self.num_workers, "samples_per_epoch": self.samples_per_epoch,
                 "tasks": list(self.tasks), "crop": self.crop, "shuffle_buffer": self.shuffle_buffer}
 
@@ -332,8 +389,8 @@ class MixtureStream(IterableDataset):
         key = (self.epoch, tuple((s, tuple(sorted(w.items()))) for s, w in self._history))
         if self._plan_key != key:
             segments = plan_epoch(self.tasks, self._history, self.steps_per_epoch, self.world_size,
-                                  self.batch_size, self.seed, self.epoch, max(1, self.num_workers))
-            ranges = allocate_ranges(segments, len(self.tasks), self.world_size, max(1, self.num_workers))
+                                  self.batch_size, self.seed, self.epoch, self.loader_workers)
+            ranges = allocate_ranges(segments, len(self.tasks), self.world_size, self.loader_workers)
             self._plan_key, self._plan_value = key, (segments, ranges)
         return self._plan_value
 
@@ -347,22 +404,24 @@ class MixtureStream(IterableDataset):
 
     def __iter__(self) -> Iterator[dict]:
         info = get_worker_info()
-        if info is not None:  # a DataLoader worker: its share of the steps, state stays with the loader
-            if info.num_workers != max(1, self.num_workers):
-                raise ValueError(f"MixtureStream was planned for num_workers={self.num_workers} but the "
+        if info is not None:  # a DataLoader worker: its slice of every batch, state stays with the loader
+            if info.num_workers != self.loader_workers:
+                raise ValueError(f"MixtureStream was planned for {self.loader_workers} loader workers but the "
                                  f"DataLoader has {info.num_workers}; use anyir.data.loader.make_loader(...)")
-            for _, batch in self.iter_worker(info.id, self.step):
-                yield batch
+            parts = self.iter_worker(info.id, self.step)
+            while chunk := list(itertools.islice(parts, self.loader_workers)):
+                yield pack_chunk([part for _, part in chunk])
             return
         yield from self._iter_tracked()
 
     def _iter_tracked(self) -> Iterator[dict]:
-        """Main-process iteration over all workers' shares in step order, tracking the position."""
+        """Main-process iteration: every worker's slice of each step, joined, tracking the position."""
         epoch = self.epoch
         while self.epoch == epoch:
             generation, start = self._generation, self.step
-            shares = [self.iter_worker(w, start) for w in range(max(1, self.num_workers))]
-            for _, batch in heapq.merge(*shares, key=lambda sb: sb[0]):
+            slices = [self.iter_worker(w, start) for w in range(self.loader_workers)]
+            for parts in zip(*slices, strict=True):
+                batch = join_slices([part for _, part in parts])
                 self.advance(batch)
                 yield batch
                 if self._generation != generation or self.epoch != epoch:
@@ -382,24 +441,21 @@ class MixtureStream(IterableDataset):
             self.set_epoch(self.epoch + 1)
 
     def iter_worker(self, worker: int, start_step: int) -> Iterator[tuple[int, dict]]:
-        """(step, batch) for loader worker ``worker`` when iteration starts at ``start_step``.
+        """(step, slice) for loader worker ``worker`` when iteration starts at ``start_step``.
 
-        Worker ``w`` makes steps ``start_step + w + k * num_workers``: it plays consumer
-        ``(start_step + w) % num_workers`` of the plan, so a resumed stream reads what an
-        uninterrupted one would (steps before ``start_step`` are replayed on raw samples).
+        Worker ``w`` makes slice ``w`` of every batch from ``start_step`` on (:func:`join_slices`
+        joins them); the steps before ``start_step`` are replayed on raw samples, so a resumed
+        stream reads what an uninterrupted one would.
         """
-        n_workers = max(1, self.num_workers)
-        consumer = (start_step + worker) % n_workers
-        c = self.rank * n_workers + consumer
+        c = self.rank * self.loader_workers + worker
         segments, ranges = self._plan()
         queues = [self._queue(t, c) for t in self.tasks]
         for j, seg in enumerate(segments):
             for t_idx, queue in enumerate(queues):
                 if (j, c, t_idx) in ranges:
                     queue.extend(*ranges[j, c, t_idx])
-            first = seg.start + (consumer - seg.start) % n_workers
-            for step, row in zip(range(first, seg.end, n_workers),
-                                 seg.consumer_slots(self.rank, consumer, n_workers), strict=True):
+            for step, row in zip(range(seg.start, seg.end),
+                                 seg.consumer_slots(self.rank, worker, self.loader_workers), strict=True):
                 if step < start_step:
                     for t_idx in row:  # replay: raw reads only, no decoding
                         queues[t_idx].pop()

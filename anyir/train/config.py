@@ -56,7 +56,9 @@ class TrainConfig(BaseModel):
     strict_shards: StrictBool = Field(False, description="fail the run on a shard that does not match its manifest "
                                       "entry, instead of skipping it (skips are recorded in the summary)")
     crop: PositiveInt = Field(128, description="square training crop in pixels (paper: 128)")
-    num_workers: NonNegInt = Field(2, description="DataLoader worker processes per rank")
+    num_workers: NonNegInt = Field(
+        2, description="DataLoader worker processes per rank; each makes a slice of every batch, so at most "
+                       "the per-rank batch size of them run")
     # model
     variant: str = Field("tiny", description="model variant (anyir.model.list_variants())")
     ablation: dict[str, Any] = Field(default_factory=dict, description="anyir.model Ablation fields to override")
