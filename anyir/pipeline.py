@@ -67,7 +67,8 @@ class TrainPreset:
 
 
 # The demo: a non-paper `nano` model on CPU in a few minutes (docs/quickstart.md says why these values).
-DEMO = TrainPreset(variant="nano", steps=800, batch_size=8, crop=64, lr=1e-3, processes=2)
+DEMO = TrainPreset(variant="nano", steps=800, batch_size=8, crop=64, lr=1e-3, processes=2,
+                   extra={"input_error_power": 0.5})
 DEMO_RECIPE = "demo"
 PRESETS = {"demo": DEMO}  # named presets that track files may name (``preset: demo``)
 

@@ -113,13 +113,14 @@ def test_the_track_hash_follows_the_content_not_the_spelling(tmp_path):
     first = track.content_hash()
     assert len(first) == 16 and load_track(path).content_hash() == first
     assert track.steps == 2 and track.samples_seen == 8 and track.train.lr == 1e-3  # the preset filled the rest
+    assert track.train.input_error_power == 0.5 and track.train_overrides()["input_error_power"] == 0.5
     # comments, key order and an equal value spelled otherwise: the same track
     path.write_text("# a comment\n" + yaml.safe_dump({**TRACK, "level": "0.95"}, sort_keys=True))
     assert load_track(path).content_hash() == first
     # a changed budget, seed count, column list or preset value: a new track
     for change in ({"budget": {"samples": 12}}, {"seeds": 4},
                    {"eval": {"recipe": "tiny.yaml", "columns": ["derain/tiny", "dehaze/tiny"]}},
-                   {"train": {**TRACK["train"], "lr": 2e-3}}):
+                   {"train": {**TRACK["train"], "lr": 2e-3}}, {"train": {**TRACK["train"], "input_error_power": 0.0}}):
         assert load_track(write_track(tmp_path, **change)).content_hash() != first, change
     # an edited recipe (the data the track names) is a new track too
     write_track(tmp_path)

@@ -16,7 +16,7 @@ from anyir.train.checkpoint import (
     set_rng_state,
 )
 from anyir.train.config import ConfigError, TrainConfig, load_config
-from anyir.train.losses import per_sample_loss, task_loss_sums
+from anyir.train.losses import input_error_weights, per_sample_loss, task_loss_sums
 from anyir.train.schedule import lr_factor
 
 
@@ -84,6 +84,18 @@ def test_loss_is_l1_plus_weighted_fft_l1():
     torch.testing.assert_close(got, spatial + 0.1 * frequency)
     torch.testing.assert_close(per_sample_loss(pred, target, 0.0), spatial)
     assert per_sample_loss(target, target, 0.1).abs().max() == 0
+
+
+def test_input_error_weights_favour_mildly_degraded_inputs():
+    gt = torch.full((3, 3, 4, 4), 0.5)
+    lq = gt.clone()
+    lq[1] += 0.04  # a mild degradation (error 0.04)
+    lq[2] -= 0.3  # a heavy one (error 0.3)
+    w = input_error_weights(lq, gt, power=0.5)
+    torch.testing.assert_close(w, torch.tensor([5.0, 0.1 / 0.06, 0.1 / 0.32]) ** 0.5)
+    assert w[0] > w[1] > w[2]
+    assert input_error_weights(lq, gt, power=0.0).tolist() == [1.0, 1.0, 1.0]  # off: the paper's loss
+    assert TrainConfig(shards="s", steps=1).input_error_power == 0.0
 
 
 def test_task_loss_sums_split_by_task():

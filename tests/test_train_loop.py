@@ -58,6 +58,14 @@ def test_run_writes_the_record(tiny_shards, tmp_path):
     assert len(_losses(out)) == 4
 
 
+def test_input_error_power_reaches_the_optimised_loss(tiny_shards, tmp_path):
+    plain = train(_cfg(tiny_shards, tmp_path / "plain", balance="uniform", steps=2))
+    weighted = train(_cfg(tiny_shards, tmp_path / "weighted", balance="uniform", steps=2, input_error_power=0.5))
+    # same seed, model and first batch: only the loss weighting differs
+    assert _losses(tmp_path / "plain")[1] != _losses(tmp_path / "weighted")[1]
+    assert plain["config"]["input_error_power"] == 0.0 and weighted["config"]["input_error_power"] == 0.5
+
+
 def test_resume_matches_an_uninterrupted_run(tiny_shards, tmp_path):
     """Train 6 steps straight; separately train, die after step 4 (checkpoint at 3), resume: same result."""
     straight = tmp_path / "straight"

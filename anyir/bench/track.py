@@ -82,6 +82,8 @@ class TrainSettings(BaseModel):
     warmup_steps: NonNegInt
     min_lr: Annotated[float, BeforeValidator(_no_bool), Field(ge=0)]
     fft_weight: Annotated[float, BeforeValidator(_no_bool), Field(ge=0)]
+    input_error_power: Annotated[float, BeforeValidator(_no_bool), Field(ge=0)] = Field(
+        0.0, description="per-sample loss weight (0.1 / (input error + 0.02)) ** this; 0 = the paper's loss")
     grad_clip: Annotated[float, BeforeValidator(_no_bool), Field(gt=0)] | None
     precision: Literal["auto", "bf16", "fp32"]
     balance_every: PositiveInt = Field(description="steps between updates of an adaptive balance")
@@ -204,8 +206,8 @@ class Track(BaseModel):
         return {"variant": self.model.variant, "ablation": dict(self.model.ablation), "steps": self.steps,
                 "batch_size": t.batch_size, "crop": t.crop, "lr": t.lr, "betas": t.betas,
                 "weight_decay": t.weight_decay, "warmup_steps": t.warmup_steps, "min_lr": t.min_lr,
-                "fft_weight": t.fft_weight, "grad_clip": t.grad_clip, "precision": t.precision,
-                "balance_every": t.balance_every}
+                "fft_weight": t.fft_weight, "input_error_power": t.input_error_power, "grad_clip": t.grad_clip,
+                "precision": t.precision, "balance_every": t.balance_every}
 
 
 def recipe_hash(name: str) -> str:
@@ -233,7 +235,8 @@ def preset_values(name: str) -> dict[str, Any]:
         "budget": {"samples": cfg.steps * cfg.batch_size},
         "train": {"batch_size": cfg.batch_size, "crop": cfg.crop, "lr": cfg.lr, "betas": list(cfg.betas),
                   "weight_decay": cfg.weight_decay, "warmup_steps": cfg.warmup_steps, "min_lr": cfg.min_lr,
-                  "fft_weight": cfg.fft_weight, "grad_clip": cfg.grad_clip, "precision": cfg.precision,
+                  "fft_weight": cfg.fft_weight, "input_error_power": cfg.input_error_power,
+                  "grad_clip": cfg.grad_clip, "precision": cfg.precision,
                   "balance_every": cfg.balance_every},
     }
 

@@ -74,6 +74,9 @@ class TrainConfig(BaseModel):
     warmup_steps: NonNegInt = Field(0, description="linear warm-up steps before the cosine decay")
     min_lr: NonNegFloat = Field(0.0, description="learning rate at the end of the cosine")
     fft_weight: NonNegFloat = Field(0.1, description="weight of the Fourier-domain L1 term (MoCE-IR: 0.1)")
+    input_error_power: NonNegFloat = Field(
+        0.0, description="weight each sample's loss by (0.1 / (its input's mean abs error + 0.02)) ** this; "
+                         "0 = the paper's loss (the demo uses 0.5, docs/quickstart.md)")
     grad_clip: PositiveFloat | None = Field(None, description="max global grad norm; None = no clipping")
     precision: Literal["auto", "bf16", "fp32"] = Field("auto", description="auto = bf16 autocast on CUDA, fp32 on CPU")
     device: Literal["auto", "cpu", "cuda"] = "auto"

@@ -40,7 +40,7 @@ from anyir.train.distributed import (
     teardown_distributed,
 )
 from anyir.train.errors import DiskFullError, NonFiniteLossError, RunDirError, TrainSetupError
-from anyir.train.losses import per_sample_loss, task_loss_sums
+from anyir.train.losses import input_error_weights, per_sample_loss, task_loss_sums
 from anyir.train.run_dir import RunDir
 from anyir.train.schedule import make_scheduler
 from anyir.train.summary import code_version, command_line
@@ -384,7 +384,7 @@ def _train_step(run: _Run, state: _State, batch: dict[str, Any], task_index: dic
                         enabled=run.autocast_dtype is not None):
         pred = run.net(lq)
     losses = per_sample_loss(pred, gt, cfg.fft_weight)
-    loss = losses.mean()
+    loss = (losses * input_error_weights(lq, gt, cfg.input_error_power)).mean()
     check = torch.stack([loss.detach().double(), (~torch.isfinite(loss.detach())).double()])
     all_reduce_sum(check, env)
     if check[1] > 0:
